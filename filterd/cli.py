@@ -1,0 +1,244 @@
+"""The ``filterd`` command: check | data build | train | eval.
+
+``filterd check "text"`` prints one verdict (JSON) a line; ``--jsonl FILE`` (or ``-``
+for standard input) reads ``{"id", "text", "conversation_id"?}`` lines and writes one
+verdict a line in input order, as INTERFACE.md specifies. A bad line yields
+``{"id": ..., "error": "..."}`` and processing goes on; the exit status is then 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from filterd.errors import FilterdError, InputError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _default_data_dir() -> Path:
+    env = os.environ.get("FILTERD_DATA_DIR")
+    return Path(env) if env else (REPO_ROOT.parent / "shared" / "data")
+
+
+def _dump(obj: dict[str, Any], pretty: bool) -> str:
+    return json.dumps(obj, ensure_ascii=False, indent=2 if pretty else None)
+
+
+# ------------------------------------------------------------------ check
+
+
+def _jsonl_records(stream: IO[bytes]) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    """(line number, record or None, error or None) for every non-blank line."""
+    for n, raw in enumerate(stream, 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            yield n, None, f"line {n}: not valid UTF-8 (byte {e.start})"
+            continue
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            yield n, None, f"line {n}: not valid JSON ({e.msg} at column {e.colno})"
+            continue
+        if not isinstance(rec, dict):
+            yield n, None, f"line {n}: expected a JSON object, got {type(rec).__name__}"
+            continue
+        yield n, rec, None
+
+
+def run_jsonl(filter_: Any, stream: IO[bytes], out: IO[str]) -> int:
+    """Judge a JSONL stream; returns the number of error lines."""
+    from filterd.route.conversation import ConversationState
+
+    states: dict[str, ConversationState] = {}
+    errors = 0
+    for n, rec, err in _jsonl_records(stream):
+        rid = rec.get("id") if rec else None
+        if err is None and rec is not None:
+            text = rec.get("text")
+            conv = rec.get("conversation_id")
+            try:
+                if "text" not in rec:
+                    raise InputError(f"line {n}: missing field 'text'")
+                if conv is not None and not isinstance(conv, str | int):
+                    raise InputError(f"line {n}: 'conversation_id' must be a string or number")
+                key = str(conv) if conv is not None else None
+                state = states.get(key, ConversationState()) if key else ConversationState()
+                judged = filter_.judge([text], [None if rid is None else str(rid)], [state])[0]
+                if key:
+                    states[key] = judged.state
+                verdict = judged.verdict.as_dict()
+                verdict["id"] = rid
+                out.write(_dump(verdict, False) + "\n")
+                continue
+            except FilterdError as e:
+                err = str(e) if str(e).startswith("line ") else f"line {n}: {e}"
+        errors += 1
+        out.write(_dump({"id": rid, "error": err}, False) + "\n")
+    out.flush()
+    return errors
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from filterd.pipeline import Filter
+
+    filter_ = Filter()
+    if args.jsonl:
+        if args.jsonl == "-":
+            errors = run_jsonl(filter_, sys.stdin.buffer, sys.stdout)
+        else:
+            path = Path(args.jsonl)
+            if not path.is_file():
+                raise InputError(f"--jsonl file {path} does not exist.")
+            with path.open("rb") as f:
+                errors = run_jsonl(filter_, f, sys.stdout)
+        return 1 if errors else 0
+    if not args.texts:
+        raise InputError("Give a text to check, e.g. filterd check \"hello\", or --jsonl FILE.")
+    status = 0
+    for n, text in enumerate(args.texts, 1):
+        try:
+            print(_dump(filter_.check(text, id=str(n)).as_dict(), args.pretty))
+        except InputError as e:
+            print(_dump({"id": str(n), "error": str(e)}, args.pretty))
+            status = 1
+    return status
+
+
+# ------------------------------------------------------------------ data / train / eval
+
+
+def cmd_data_build(args: argparse.Namespace) -> int:
+    from filterd.classify import data
+
+    examples = data.build(Path(args.data), seed=args.seed, scale=args.scale)
+    data.save(examples, Path(args.out))
+    print(json.dumps(data.summary(examples), indent=1))
+    print(f"wrote {len(examples)} examples to {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from filterd.classify import data
+    from filterd.classify.train import TrainConfig, train
+
+    if args.dataset:
+        examples = data.load(Path(args.dataset))
+    else:
+        examples = data.build(Path(args.data), seed=args.seed, scale=args.scale)
+    for fb in args.feedback or []:
+        examples.extend(data.load_feedback(Path(fb)))
+    config = TrainConfig(epochs=args.epochs, seed=args.seed, limit=args.limit,
+                         batch_size=args.batch_size, lr=args.lr, num_layers=args.layers,
+                         threads=args.threads)
+    meta = train(examples, Path(args.out), config)
+    print(json.dumps({k: meta[k] for k in ("train_examples", "valid_examples", "valid_accuracy",
+                                           "temperature", "train_seconds")}, indent=1))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from filterd.classify import data, evaluate
+    from filterd.config import load_settings
+    from filterd.pipeline import Filter
+
+    root = Path(args.data)
+    settings = load_settings(**({"model_dir": Path(args.model_dir)} if args.model_dir else {}))
+    filter_ = Filter(settings)
+    examples = (data.load(Path(args.dataset)) if args.dataset
+                else data.build(root, seed=args.seed, progress=False))
+    sets: dict[str, tuple[list[str], list[str], list[str]]] = {}
+    valid = [e for e in examples if e.split == "valid" and e.category]
+    sets["valid"] = ([e.text for e in valid], [str(e.category) for e in valid],
+                     [e.source for e in valid])
+    for src in data.HOLDOUT_SOURCES:
+        rows = [e for e in examples if e.source == src and e.category]
+        sets[f"holdout:{src}"] = ([e.text for e in rows], [str(e.category) for e in rows],
+                                  [src] * len(rows))
+    airline = root / "eval_only/airline_tweets/dev.csv"
+    if airline.exists():
+        texts, gold = evaluate.airline_set(root)
+        sets["airline"] = (texts, gold, ["airline"] * len(texts))
+    if args.limit:
+        sets = {k: (t[: args.limit], g[: args.limit], s[: args.limit])
+                for k, (t, g, s) in sets.items()}
+    predictors = {"filterd": evaluate.filterd_predictor(filter_)}
+    if not args.no_baselines:
+        predictors.update(evaluate.BASELINES)
+    report = evaluate.evaluate(predictors, sets)
+    evaluate.save_report(report, Path(args.out))
+    print(evaluate.format_table(report))
+    print(f"full report: {args.out}", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="filterd", description=__doc__.split("\n")[0])
+    p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("check", help="judge texts and print verdicts as JSON")
+    c.add_argument("texts", nargs="*", help="texts to judge (each one a verdict line)")
+    c.add_argument("--jsonl", metavar="FILE", help="JSONL input ('-' for stdin)")
+    c.add_argument("--pretty", action="store_true", help="indent the JSON")
+    c.set_defaults(func=cmd_check)
+
+    d = sub.add_parser("data", help="training data").add_subparsers(dest="data_cmd", required=True)
+    b = d.add_parser("build", help="build the labelled training set")
+    b.add_argument("--data", default=str(_default_data_dir()))
+    b.add_argument("--out", default="runs/dataset.jsonl")
+    b.add_argument("--seed", type=int, default=13)
+    b.add_argument("--scale", type=float, default=1.0, help="shrink every source cap")
+    b.set_defaults(func=cmd_data_build)
+
+    t = sub.add_parser("train", help="fine-tune the classifier")
+    t.add_argument("--data", default=str(_default_data_dir()))
+    t.add_argument("--dataset", help="a built dataset JSONL (skips the build)")
+    t.add_argument("--feedback", action="append", help="feedback JSONL to add (repeatable)")
+    t.add_argument("--out", default="runs/model")
+    t.add_argument("--epochs", type=float, default=2.0)
+    t.add_argument("--seed", type=int, default=13)
+    t.add_argument("--scale", type=float, default=1.0)
+    t.add_argument("--limit", type=int, default=None, help="train on N examples only")
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--lr", type=float, default=6e-5)
+    t.add_argument("--layers", type=int, default=None, help="keep the first N encoder layers")
+    t.add_argument("--threads", type=int, default=2)
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="evaluate on held-out data against baselines")
+    e.add_argument("--data", default=str(_default_data_dir()))
+    e.add_argument("--dataset", help="a built dataset JSONL (for its valid/holdout rows)")
+    e.add_argument("--model-dir", help="model folder (default: the shipped model)")
+    e.add_argument("--out", default="runs/eval.json")
+    e.add_argument("--seed", type=int, default=13)
+    e.add_argument("--limit", type=int, default=None, help="first N rows of each set")
+    e.add_argument("--no-baselines", action="store_true")
+    e.set_defaults(func=cmd_eval)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except FilterdError as e:
+        print(f"filterd: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

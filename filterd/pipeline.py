@@ -1,0 +1,253 @@
+"""One message, one way: validate -> detect spans -> classify -> decide -> route -> mask.
+
+:class:`Filter` is the public entry point (``from filterd import Filter``). Stages add
+spans and scores; none rewrites the text. Masks are applied once, at the end.
+If the model fails, the message is still judged, masked and routed from the
+detectors alone and the verdict says ``degraded``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from filterd.classify.base import Classifier
+from filterd.config import Settings, load_settings
+from filterd.detect.lexicon import Lexicon
+from filterd.detect.phrases import PhraseDetector
+from filterd.detect.pii import PiiDetector
+from filterd.errors import FilterdError, InputError
+from filterd.mask import apply_masks
+from filterd.route.conversation import ConversationState
+from filterd.route.policy import Policy
+from filterd.types import CATEGORIES, FLAGS, MODEL_FLAGS, Category, ModelOutput, Span, Verdict
+
+log = logging.getLogger("filterd.pipeline")
+
+# Span kinds that are words to hide from the agent (threat/self_harm phrases are tags).
+_MASKED_KINDS = {"profanity", "insult", "identity_attack", "sexual_harassment"}
+# Level 0..4 from intensity, like the graded levels of moderation tools.
+_LEVEL_EDGES = (0.2, 0.4, 0.6, 0.8)
+_URGENT_QUEUES = frozenset({"crisis", "supervisor", "abuse_review"})
+
+
+def level_of(intensity: float) -> int:
+    return sum(intensity >= edge for edge in _LEVEL_EDGES)
+
+
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """A verdict plus the conversation state it left behind."""
+
+    verdict: Verdict
+    state: ConversationState
+
+
+def validate_text(text: object, max_chars: int) -> str:
+    """Reject what cannot be judged, with a message that says what was wrong."""
+    if not isinstance(text, str):
+        raise InputError(f"'text' must be a string, got {type(text).__name__}.")
+    if len(text) > max_chars:
+        raise InputError(
+            f"'text' is {len(text):,} characters; the limit is {max_chars:,} "
+            "(FILTERD_MAX_TEXT_CHARS)."
+        )
+    if not text.strip() or all(
+        unicodedata.category(c) in ("Cc", "Cf", "Zs", "Zl", "Zp") for c in text
+    ):
+        raise InputError("'text' is empty or holds only whitespace/control characters.")
+    return text
+
+
+class Filter:
+    """Judges customer messages: ``Filter().check("text")`` -> :class:`Verdict`.
+
+    Loads the model, lexicon and detectors once; reuse one instance.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        classifier: Classifier | None = None,
+        policy: Policy | None = None,
+    ) -> None:
+        self.settings = settings or load_settings()
+        s = self.settings
+        self.policy = policy or Policy.load(s.policy_file)
+        self.lexicon = Lexicon(allow=s.allow_words)
+        self.pii = PiiDetector(default_region=s.pii_region)
+        self.phrases = PhraseDetector()
+        if classifier is None:
+            from filterd.classify.onnx import OnnxClassifier
+
+            classifier = OnnxClassifier(s.model_dir, threads=s.model_threads)
+        self.classifier = classifier
+        self.stage_seconds: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ public API
+
+    def check(
+        self, text: str, id: str | None = None, state: ConversationState | None = None
+    ) -> Verdict:
+        """Judge one message (optionally inside a conversation) and return the verdict."""
+        return self.judge([text], [id], [state or ConversationState()])[0].verdict
+
+    def check_many(self, texts: Sequence[str], ids: Sequence[str | None] | None = None) -> list[
+        Verdict
+    ]:
+        """Judge independent messages in one model call."""
+        ids = list(ids) if ids is not None else [None] * len(texts)
+        return [j.verdict for j in self.judge(texts, ids, [ConversationState()] * len(texts))]
+
+    def check_conversation(
+        self, texts: Iterable[str], ids: Iterable[str | None] | None = None
+    ) -> list[Verdict]:
+        """Judge the customer messages of one conversation, in order."""
+        state = ConversationState()
+        out = []
+        id_list = list(ids) if ids is not None else None
+        for n, text in enumerate(texts):
+            j = self.judge([text], [id_list[n] if id_list else None], [state])[0]
+            state = j.state
+            out.append(j.verdict)
+        return out
+
+    def judge(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[str | None],
+        states: Sequence[ConversationState],
+    ) -> list[Judged]:
+        """The pipeline for a batch: each text with the conversation state before it."""
+        clean = [validate_text(t, self.settings.max_text_chars) for t in texts]
+        t0 = time.perf_counter()
+        spans = [self._detect(t) for t in clean]
+        t1 = time.perf_counter()
+        outputs, degraded = self._classify(clean)
+        t2 = time.perf_counter()
+        judged = [
+            self._decide(t, i, st, sp, out, degraded)
+            for t, i, st, sp, out in zip(clean, ids, states, spans, outputs, strict=True)
+        ]
+        t3 = time.perf_counter()
+        self.stage_seconds = {"detect": t1 - t0, "classify": t2 - t1, "decide": t3 - t2}
+        return judged
+
+    # ------------------------------------------------------------------ stages
+
+    def _detect(self, text: str) -> list[Span]:
+        return [*self.lexicon.find(text), *self.pii.find(text), *self.phrases.find(text)]
+
+    def _classify(self, texts: list[str]) -> tuple[list[ModelOutput | None], bool]:
+        cut = self.settings.model_max_chars
+        try:
+            outs = self.classifier.predict([t[:cut] for t in texts])
+            return list(outs), False
+        except FilterdError as e:
+            log.error("classifier failed (%s); verdicts degraded to detectors", type(e).__name__)
+        except Exception as e:  # a broken model must never lose a message
+            log.exception("classifier crashed (%s); verdicts degraded", type(e).__name__)
+        return [None] * len(texts), True
+
+    def _decide(
+        self,
+        text: str,
+        id: str | None,
+        state: ConversationState,
+        spans: list[Span],
+        out: ModelOutput | None,
+        degraded: bool,
+    ) -> Judged:
+        th = self.policy.thresholds
+        kinds = {s.kind for s in spans}
+        phrase = {k: max((s.score for s in spans if s.kind == k), default=0.0)
+                  for k in ("threat", "self_harm")}
+        if out is None:
+            out = _fallback_output(kinds)
+        fs = {f: out.flag_scores.get(f, 0.0) for f in MODEL_FLAGS}
+        fs["threat"] = max(fs["threat"], phrase["threat"])
+        fs["self_harm"] = max(fs["self_harm"], phrase["self_harm"])
+        fs["profanity"] = 1.0 if "profanity" in kinds else 0.0
+        fs["pii"] = 1.0 if any(k.startswith("pii:") for k in kinds) else 0.0
+
+        scores = dict(out.scores)
+        category: Category
+        if scores["abusive"] >= th.abusive:
+            category = "abusive"
+        else:
+            category = "frustrated" if scores["frustrated"] >= scores["neutral"] else "neutral"
+
+        flags: set[str] = set()
+        if fs["threat"] >= th.threat:
+            flags.add("threat")
+        if fs["self_harm"] >= th.self_harm:
+            flags.add("self_harm")
+        for f in ("insult", "identity_attack", "sexual_harassment"):
+            # A lexicon hit inside an abusive message confirms the flag; a lexicon hit
+            # alone (a quoted or reclaimed word) is masked but does not fire it.
+            if fs[f] >= th.flag or (f in kinds and category == "abusive"):
+                flags.add(f)
+        if fs["profanity"]:
+            flags.add("profanity")
+        if fs["pii"]:
+            flags.add("pii")
+
+        aimed = flags & {"insult", "identity_attack", "sexual_harassment"}
+        if "threat" in flags:
+            category = "abusive"  # TAXONOMY: threats of violence are abusive
+        elif "self_harm" in flags and category == "abusive" and not aimed:
+            # Self-harm is never treated as abuse.
+            category = "frustrated" if scores["frustrated"] >= scores["neutral"] else "neutral"
+        if category != "abusive":
+            # Flags that "count as abuse" only fire on abusive messages.
+            flags -= {"insult", "identity_attack", "sexual_harassment"}
+
+        intensity = out.intensity
+        if flags & {"threat", "self_harm"}:
+            intensity = max(intensity, 0.85)
+        elif category == "abusive":
+            intensity = max(intensity, 0.6)
+        elif category == "neutral":
+            intensity = min(intensity, 0.35)
+
+        masked_spans = sorted(
+            (s for s in spans if s.kind in _MASKED_KINDS or s.kind.startswith("pii:")),
+            key=lambda s: (s.start, s.end),
+        )
+        text_masked = apply_masks(
+            text, masked_spans, style=self.settings.mask_style, pii_style=self.settings.pii_style
+        )
+        new_state = state.after(intensity, category == "abusive", self.policy.frustration.alpha)
+        route = self.policy.route(category, flags, new_state, masked=bool(masked_spans))
+        new_state = new_state.with_escalation(route.queue, _URGENT_QUEUES)
+        verdict = Verdict(
+            id=id,
+            category=category,
+            scores={c: scores[c] for c in CATEGORIES},
+            flags=tuple(f for f in FLAGS if f in flags),
+            flag_scores={f: fs[f] for f in FLAGS},
+            intensity=intensity,
+            level=level_of(intensity),
+            text_masked=text_masked,
+            spans=tuple(masked_spans),
+            route=route,
+            degraded=degraded,
+        )
+        return Judged(verdict, new_state)
+
+
+def _fallback_output(kinds: set[str]) -> ModelOutput:
+    """Scores from the detectors alone, used when the model is unavailable."""
+    aimed = bool(kinds & {"insult", "identity_attack", "sexual_harassment"})
+    if aimed:
+        scores = {"neutral": 0.1, "frustrated": 0.3, "abusive": 0.6}
+    elif "profanity" in kinds:
+        scores = {"neutral": 0.2, "frustrated": 0.6, "abusive": 0.2}
+    else:
+        scores = {"neutral": 0.6, "frustrated": 0.3, "abusive": 0.1}
+    flag_scores = {f: (0.6 if f in kinds else 0.0) for f in MODEL_FLAGS}
+    return ModelOutput(scores=scores, flag_scores=flag_scores, intensity=0.6 if aimed else 0.3)

@@ -1,0 +1,91 @@
+"""The training-set builder: relabelling rules and leakage-free splits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from filterd.classify import data, rules
+from filterd.errors import DataError
+
+from .conftest import SHARED_DATA
+
+needs_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data not present")
+
+
+@pytest.mark.parametrize(
+    ("text", "aimed"),
+    [
+        ("you are an idiot", True),  # R1 insult word
+        ("fuck you", True),  # R2 profanity aimed at "you"
+        ("you fucking moron", True),
+        ("this fucking phone won't connect", False),  # R3 profanity at a thing
+        ("your service is garbage", False),  # a verdict on a service
+        ("this stupid router again", False),  # soft insult at a thing
+        ("you are so stupid", True),  # soft insult at a person
+        ("what the hell is this bill", False),
+    ],
+)
+def test_aimed_abuse_rule(text: str, aimed: bool) -> None:
+    assert rules.is_aimed_abuse(text) is aimed
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("I am still waiting on my card", "frustrated"),  # R5 complaint cue
+        ("My card still hasn't arrived after 2 weeks", "frustrated"),
+        ("Can I still use my card abroad?", "neutral"),  # "still" without a complaint
+        ("I tried the wrong PIN too many times", "neutral"),  # self-reported, no complaint
+        ("How do I top up?", "neutral"),
+    ],
+)
+def test_support_query_rule(text: str, category: str) -> None:
+    assert data._support_query(text, "banking77").category == category
+
+
+def test_unknown_source_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="Unknown source"):
+        data.build(tmp_path, sources=["nope"], progress=False)
+
+
+def test_missing_data_dir_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="does not exist"):
+        data.build(tmp_path / "missing", progress=False)
+
+
+def test_team_data_is_valid() -> None:
+    rows = list(data.team(Path("."), __import__("random").Random(0)))
+    assert len(rows) > 1000
+    assert {r.category for r in rows} == {"neutral", "frustrated", "abusive"}
+    # self-harm is never abuse, in the team's labels too
+    assert not [r for r in rows if r.flags["self_harm"] and r.category == "abusive"]
+
+
+@needs_data
+def test_build_is_deterministic_and_leak_free() -> None:
+    kw = {"sources": ["banking77", "goemotions", "stormfront", "team"], "scale": 0.05,
+          "progress": False}
+    a = data.build(SHARED_DATA, seed=3, **kw)  # type: ignore[arg-type]
+    b = data.build(SHARED_DATA, seed=3, **kw)  # type: ignore[arg-type]
+    assert [e.to_json() for e in a] == [e.to_json() for e in b]
+    by_split: dict[str, set[str]] = {}
+    for e in a:
+        by_split.setdefault(e.split, set()).add(e.text.lower())
+    assert not by_split["train"] & by_split.get("valid", set())
+    # held-out sources never reach training
+    assert {e.source for e in a if e.split == "train"}.isdisjoint(data.HOLDOUT_SOURCES)
+    assert {e.split for e in a if e.source == "stormfront"} == {"holdout"}
+    # every class mixes sources
+    for cat in ("neutral", "frustrated"):
+        assert len({e.source for e in a if e.category == cat and e.split == "train"}) >= 2
+
+
+def test_feedback_file_errors_name_the_line(tmp_path: Path) -> None:
+    p = tmp_path / "fb.jsonl"
+    p.write_text(json.dumps({"text": "ok", "category": "neutral"}) + "\n" +
+                 json.dumps({"text": "x", "category": "angry"}) + "\n")
+    with pytest.raises(DataError, match="line 2"):
+        data.load_feedback(p)

@@ -1,0 +1,61 @@
+"""CI trains a tiny model on a small slice, to prove `filterd train` runs end to end.
+
+It does not retrain the shipped model: it checks that the pipeline (build -> train ->
+ONNX export -> int8 -> serve) works and that the served model agrees with torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from filterd.classify import data
+
+from .conftest import SHARED_DATA
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data not present")
+def test_tiny_training_run(tmp_path: Path) -> None:
+    from filterd.classify.onnx import OnnxClassifier
+    from filterd.classify.train import TrainConfig, train
+    from filterd.cli import main
+
+    examples = data.build(SHARED_DATA, sources=["banking77", "goemotions", "team"], scale=0.03,
+                          progress=False)
+    meta = train(examples, tmp_path / "m", TrainConfig(epochs=1, limit=160, batch_size=16),
+                 progress=False)
+    assert meta["train_examples"] == 160
+    assert (tmp_path / "m" / "model.onnx").stat().st_size > 1_000_000
+    clf = OnnxClassifier(tmp_path / "m")
+    outs = clf.predict(["hello", "this is the third time my internet is down"])
+    for o in outs:
+        assert abs(sum(o.scores.values()) - 1) < 1e-4
+        assert 0 <= o.intensity <= 1
+    assert not np.allclose(list(outs[0].scores.values()), list(outs[1].scores.values()))
+    # the CLI serves the freshly trained model too
+    assert main(["eval", "--model-dir", str(tmp_path / "m"), "--data", str(SHARED_DATA),
+                 "--limit", "40", "--no-baselines", "--out", str(tmp_path / "e.json")]) == 0
+
+
+def test_corrupt_model_file_is_refused(tmp_path: Path) -> None:
+    import shutil
+
+    from filterd.classify.onnx import OnnxClassifier, default_model_dir
+    from filterd.errors import ModelError
+
+    shutil.copytree(default_model_dir(), tmp_path / "m")
+    with (tmp_path / "m" / "tokenizer.json").open("a") as f:
+        f.write(" ")
+    with pytest.raises(ModelError, match="SHA-256"):
+        OnnxClassifier(tmp_path / "m")
+
+
+def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
+    from filterd.classify.onnx import OnnxClassifier
+    from filterd.errors import ModelError
+
+    with pytest.raises(ModelError, match="No model"):
+        OnnxClassifier(tmp_path)

@@ -127,7 +127,9 @@ class Filter:
         t0 = time.perf_counter()
         spans = [self._detect(t) for t in clean]
         t1 = time.perf_counter()
-        outputs, degraded = self._classify(clean)
+        outputs, degraded = self._classify(
+            [model_text(t, sp) for t, sp in zip(clean, spans, strict=True)]
+        )
         t2 = time.perf_counter()
         judged = [
             self._decide(t, i, st, sp, out, degraded)
@@ -164,13 +166,15 @@ class Filter:
     ) -> Judged:
         th = self.policy.thresholds
         kinds = {s.kind for s in spans}
-        phrase = {k: max((s.score for s in spans if s.kind == k), default=0.0)
-                  for k in ("threat", "self_harm")}
+        phrase = {k: max((s.score for s in spans if s.kind == k and s.source == "phrases"),
+                         default=0.0)
+                  for k in ("threat", "self_harm", "sexual_harassment")}
         if out is None:
             out = _fallback_output(kinds)
         fs = {f: out.flag_scores.get(f, 0.0) for f in MODEL_FLAGS}
         fs["threat"] = max(fs["threat"], phrase["threat"])
         fs["self_harm"] = max(fs["self_harm"], phrase["self_harm"])
+        fs["sexual_harassment"] = max(fs["sexual_harassment"], phrase["sexual_harassment"])
         fs["profanity"] = 1.0 if "profanity" in kinds else 0.0
         fs["pii"] = 1.0 if any(k.startswith("pii:") for k in kinds) else 0.0
 
@@ -197,8 +201,9 @@ class Filter:
             flags.add("pii")
 
         aimed = flags & {"insult", "identity_attack", "sexual_harassment"}
-        if "threat" in flags:
-            category = "abusive"  # TAXONOMY: threats of violence are abusive
+        if "threat" in flags or phrase["sexual_harassment"] >= th.flag:
+            # TAXONOMY: threats of violence are abusive; sexual harassment counts as abuse.
+            category = "abusive"
         elif "self_harm" in flags and category == "abusive" and not aimed:
             # Self-harm is never treated as abuse.
             category = "frustrated" if scores["frustrated"] >= scores["neutral"] else "neutral"
@@ -212,10 +217,13 @@ class Filter:
         elif category == "abusive":
             intensity = max(intensity, 0.6)
         elif category == "neutral":
-            intensity = min(intensity, 0.35)
+            intensity = min(intensity, 0.3)
 
+        # Phrase spans (threat, self-harm, harassment phrases) are tags for routing, not
+        # words to hide: masking a whole sentence would hide what the agent must act on.
         masked_spans = sorted(
-            (s for s in spans if s.kind in _MASKED_KINDS or s.kind.startswith("pii:")),
+            (s for s in spans
+             if s.source != "phrases" and (s.kind in _MASKED_KINDS or s.kind.startswith("pii:"))),
             key=lambda s: (s.start, s.end),
         )
         text_masked = apply_masks(
@@ -238,6 +246,16 @@ class Filter:
             degraded=degraded,
         )
         return Judged(verdict, new_state)
+
+
+def model_text(text: str, spans: Sequence[Span]) -> str:
+    """What the classifier reads: PII replaced by placeholders (``[phone]``, ``[email]``).
+
+    The model never needs the digits of a card to judge tone, and numbers would otherwise
+    tilt it (complaint narratives are full of them). Training uses the same function.
+    """
+    pii = [s for s in spans if s.kind.startswith("pii:")]
+    return apply_masks(text, pii, style="tag", pii_style="tag") if pii else text
 
 
 def _fallback_output(kinds: set[str]) -> ModelOutput:

@@ -7,7 +7,7 @@ Each stage adds spans and scores; none rewrites the text. Offsets always index t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 Category = Literal["neutral", "frustrated", "abusive"]
@@ -48,7 +48,6 @@ class Span:
     kind: str
     score: float = 1.0
     source: str = ""
-    text_len: int = field(default=0, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {"start": self.start, "end": self.end, "kind": self.kind}

@@ -55,6 +55,8 @@ THREATS = [
     "We will find you and hurt you",  # first person plural
     "I'm going to find you and kill you",  # two verbs, the second the harm
     "I'll set fire to your office",  # arson, other wording
+    "I know where you live and I'm coming for you",  # veiled threat, twice
+    "go kill yourself",  # urging the agent to self-harm is harm aimed at them
 ]
 
 NOT_THREATS = [
@@ -94,6 +96,7 @@ NOT_THREATS = [
     "I'll cut you a deal",  # idiom
     "I will beat them at their own game",  # idiom
     "your prices are killing me",  # hyperbole
+    "I'm coming for my refund",  # a thing, not a person
 ]
 
 SELF_HARM = [
@@ -166,6 +169,7 @@ NOT_SELF_HARM = [
     "someone shoot me",  # hyperbole: decided not to flag
     "just kill me",  # hyperbole: decided not to flag
     "I'm not suicidal, just angry",  # negated
+    "go kill yourself",  # aimed at someone else: a threat, not the writer's self-harm
     "I need to take my pills first",  # medication, routine
 ]
 

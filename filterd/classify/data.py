@@ -432,8 +432,9 @@ def team(root: Path, rng: random.Random) -> Iterator[Example]:
             except json.JSONDecodeError as e:
                 raise DataError(f"{path.name} line {n}: not JSON ({e})") from e
             flags = {f: int(f in row.get("flags", [])) for f in MODEL_FLAGS}
+            rare = any(flags[f] for f in ("threat", "self_harm", "sexual_harassment"))
             yield Example(row["text"], row["category"], f"team:{path.stem}", flags,
-                          float(row.get("intensity", 0.5)), weight=2.0)
+                          float(row.get("intensity", 0.5)), weight=3.0 if rare else 2.0)
 
 
 SOURCES: dict[str, Callable[[Path, random.Random], Iterator[Example]]] = {
@@ -509,11 +510,18 @@ def build(
     out: list[Example] = []
     from tqdm import tqdm
 
+    from filterd.detect.pii import PiiDetector
+    from filterd.pipeline import model_text
+
+    pii = PiiDetector()
+
     for name in tqdm(names, desc="sources", disable=not progress):
         rows: dict[str, list[Example]] = defaultdict(list)
         for ex in SOURCES[name](data_root, rng):
             ex.text = html.unescape(ex.text).strip()
-            ex.text = clean_for_model(ex.text)
+            # The model reads what serving gives it: PII as placeholders, channel
+            # artifacts neutralised.
+            ex.text = clean_for_model(model_text(ex.text, pii.find(ex.text)))
             if len(ex.text) < 2 or len(ex.text) > 1000:
                 continue
             k = _key(ex.text)

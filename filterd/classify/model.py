@@ -62,9 +62,19 @@ class FilterdModel(nn.Module):
 
 def export_onnx(model: FilterdModel, out: Path, opset: int = 17) -> None:
     """Export raw logits (category, flags, intensity) with dynamic batch and length."""
+    import warnings
+
     model.eval()
     ids = torch.ones(2, 16, dtype=torch.long)
     am = torch.ones(2, 16, dtype=torch.long)
+    # The tracer warns about Python control flow in transformers' masking code; the
+    # exported graph is checked against torch in tests/test_train.py.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _export(model, ids, am, out, opset)
+
+
+def _export(model: FilterdModel, ids: torch.Tensor, am: torch.Tensor, out: Path, opset: int) -> None:
     torch.onnx.export(
         model,
         (ids, am),

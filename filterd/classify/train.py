@@ -43,6 +43,7 @@ class TrainConfig:
     num_layers: int | None = None  # None: all 6 layers of the base model
     freeze_embeddings: bool = True  # word embeddings stay as pretrained (speed, robustness)
     flag_weight: float = 1.0
+    max_pos_weight: float = 15.0
     intensity_weight: float = 1.0
     limit: int | None = None  # train on the first N examples only (CI's tiny model)
 
@@ -92,6 +93,16 @@ def _tensors(
     return {"input_ids": input_ids, "attention_mask": mask, "category": cat, "flags": flags,
             "flag_mask": flag_mask, "intensity": inten, "intensity_mask": inten_mask,
             "weight": weight}
+
+
+def _flag_pos_weight(examples: list[Example], cap: float) -> torch.Tensor:
+    """sqrt(negatives / positives) per flag over the rows that label it, capped."""
+    w = []
+    for f in MODEL_FLAGS:
+        pos = sum(1 for e in examples if e.flags.get(f) == 1)
+        neg = sum(1 for e in examples if e.flags.get(f) == 0)
+        w.append(min(cap, max(1.0, (neg / max(pos, 1)) ** 0.5)))
+    return torch.tensor(w, dtype=torch.float)
 
 
 def _tokenize(tokenizer: Any, texts: list[str], max_len: int) -> list[list[int]]:
@@ -181,7 +192,10 @@ def train(
         opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm)))
     )
     ce = nn.CrossEntropyLoss(weight=class_w, reduction="none", ignore_index=-100)
-    bce = nn.BCEWithLogitsLoss(reduction="none")
+    # Rare flags (self_harm, threat, sexual_harassment: tens to a few thousand positives
+    # among ~40k labelled rows) need their positives weighted, or the heads learn "never".
+    pos_weight = _flag_pos_weight(train_ex, config.max_pos_weight)
+    bce = nn.BCEWithLogitsLoss(reduction="none", pos_weight=pos_weight)
 
     model.train()
     step = 0

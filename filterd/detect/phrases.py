@@ -26,7 +26,8 @@ from collections.abc import Callable, Sequence
 
 from filterd.types import Span
 
-__all__ = ["SELF_HARM_PATTERNS", "THREAT_PATTERNS", "PhraseDetector", "find_self_harm",
+__all__ = ["SELF_HARM_PATTERNS", "SEXUAL_PATTERNS", "THREAT_PATTERNS", "PhraseDetector",
+           "find_self_harm", "find_sexual_harassment",
            "find_threats"]  # fmt: skip
 
 SOURCE = "phrases"
@@ -173,6 +174,50 @@ THREAT_PATTERNS: tuple[Row, ...] = (
     (_I_WILL + _FILL + r" make (?:you|u|sure you) (?:suffer|bleed)\b", 0.8, "I'll make you bleed"),
     (r"\b(?:i'm|i am|im|i'll|i will|about to|gonna|going to) go(?:ing)? postal\b", 0.75,
      "going postal"),
+    (r"\b(?:i'm|im|i am|we're|we are) (?:coming|gunning) for (?:you|u|y'all|your (?:family"
+     r"|manager|boss|staff|head))\b", 0.75, "I'm coming for you (not: coming for my refund)"),
+    (r"\b(?:go |just |you should |u should )?(?:kill|hang|shoot) (?:yourself|urself|yourselves)\b"
+     r"|\bkys\b", 0.6, "urging the agent to self-harm: harm aimed at someone else, so a threat"),
+    # Forms without "I will" that chat drops or that name the weapon or the act instead.
+    (r"\b(?:put|putting|pump|pumping) (?:a|some|one|\d+) (?:bullets?|rounds?|slugs?|holes?)"
+     r" (?:in|into|through)\b", 0.9, "put a bullet in your CEO"),
+    (r"\b(?:bring|bringing|brought|grab|grabbing|get|getting|got|carry|carrying) (?:my|a|the)"
+     r" (?:gun|guns|knife|rifle|shotgun|pistol|piece|glock|machete|weapon)\b(?: \w+){0,3}? (?:to"
+     r"|into|in|down|at) (?:your|the|that|ur)\b", 0.85,
+     "bringing my gun to your store (subject often dropped in chat)"),
+    (r"\b(?:i'll|ill|i will|i'm|im|i am|gonna|going to)(?: \w+){0,2}? (?:be )?(?:waiting|wait)"
+     r" (?:for (?:you|u) )?(?:outside|in the (?:car ?park|parking lot)|by your car)\b", 0.75,
+     "I'll be waiting outside when you close"),
+    (r"\b(?:come|coming|go|going|drive|driving|head|heading|show up|turn up)(?: down| over| back"
+     r"| in)? (?:there|to (?:your|the|that) \w+(?: \w+)?)(?: \w+){0,3}? and (?:smash|wreck|trash"
+     r"|beat|hurt|stab|shoot|kill|break|burn|torch|punch|kick|deck|knock|strangle|choke)\b", 0.8,
+     "coming down there and smashing ..."),
+    (r"\b(?:i|we) know (?:where|which|what) (?:you|u|your \w+|ur \w+)(?: \w+)? (?:live|lives"
+     r"|work|works|park|parks|sleep|go to school)\b", 0.8, "I know where you live / which store"),
+)  # fmt: skip
+
+# Sexual harassment aimed at the agent: the public data has little of it, and the
+# canonical forms are formulaic. Compliments ("you've been helpful, thanks love") and
+# innocent photo requests ("send a picture of the router") must not match.
+SEXUAL_PATTERNS: tuple[Row, ...] = (
+    (r"\bwhat (?:are|r) (?:you|u|ya) wearing\b", 0.8, "what are you wearing"),
+    (r"\bsend (?:me )?(?:some )?(?:nudes|noods|naked (?:pics|photos))\b", 0.95, "send nudes"),
+    (r"\b(?:send|show|give) (?:me )?(?:a |some |ur |your |one )?(?:pic|pics|picture|pictures"
+     r"|photo|photos|selfie|selfies|snap|snaps)(?: of)? (?:you|u|yourself|urself|your (?:body"
+     r"|face|legs|ass|tits|boobs))\b", 0.8, "send me a pic of you"),
+    (r"\b(?:send|show) (?:me )?(?:a |some |ur |your )?(?:pic|pics|picture|photo|selfie)s?"
+     r" (?:babe|baby|sweetheart|sweetie|honey|hun|sexy|darling|gorgeous|beautiful)\b", 0.8,
+     "send pics babe"),
+    (r"\b(?:you|u|ya) (?:sound|look|are|r|seem)(?: so| really| very| pretty| damn)? (?:sexy"
+     r"|hot|horny|fuckable|doable|naughty)\b", 0.75, "you sound so sexy"),
+    (r"\b(?:suck|lick|touch|grab|sit on|ride) (?:my|me)\b(?! (?:up|back|account|bill|phone|line"
+     r"|order|data))|\bblow me\b(?! away)|\bbend over\b", 0.8, "explicit requests"),
+    (r"\b(?:in bed with|sleep with|hook up with|have sex with|fuck) (?:you|u|ya)\b(?! (?:guys|people"
+     r"|all))|\b(?:your|ur) (?:body|boobs|tits|ass|legs|lips|breasts)\b", 0.75,
+     "remarks on the agent's body or sex"),
+    (r"\b(?:(?:are|r) (?:you|u) single|(?:go|come) out with me|date with me|(?:your|ur)"
+     r" (?:number|address) (?:babe|baby|sweetheart|sexy|gorgeous))\b", 0.45,
+     "soft: asking the agent out (alone below the flag threshold)"),
 )  # fmt: skip
 
 SELF_HARM_PATTERNS: tuple[Row, ...] = (
@@ -240,6 +285,18 @@ SELF_HARM_PATTERNS: tuple[Row, ...] = (
      "jump off a bridge"),
     (r"\bi(?:'ve| have|'m| am)? (?:been )?self[- ]?harm(?:ing|ed)?\b", 0.85,
      "I've been self-harming"),
+    # SMS drops the subject: "been cutting myself again", "gonna jump off the bridge".
+    (r"(?:^|[.!?,;] ?)(?:been |started |keep |still )(?:cutting|hurting|harming|burning) myself\b",
+     0.85, "been cutting myself (no subject)"),
+    (r"\b(?:gonna|going to|about to|want to|wanna|might|will)(?: just)? (?:jump|throw myself)"
+     r" (?:off|from|in front of|under) (?:a|the|my)(?: \w+)? (?:bridge|building|roof|cliff"
+     r"|balcony|train|bus|truck|car|window)", 0.85, "gonna jump off the bridge"),
+    (r"\b(?:pills|meds|medication|tablets|sleeping pills|painkillers) (?:saved|stashed"
+     r"|stockpiled|hoarded|put aside|ready)\b|\b(?:saving|saved|stockpiling|stockpiled|hoarding"
+     r"|stashing) (?:up )?(?:my |some |all my )?(?:pills|meds|medication|tablets|sleeping pills"
+     r"|painkillers)\b", 0.85, "pills saved up"),
+    (r"\b(?:wrote|written|writing|write|left|leaving) (?:my |a |some )?(?:goodbye|farewell)"
+     r" (?:letters?|notes?|messages?)\b", 0.85, "written my goodbye letters"),
 )  # fmt: skip
 
 
@@ -249,6 +306,7 @@ def _compile(rows: tuple[Row, ...]) -> tuple[tuple[re.Pattern[str], float], ...]
 
 _THREATS = _compile(THREAT_PATTERNS)
 _SELF_HARM = _compile(SELF_HARM_PATTERNS)
+_SEXUAL = _compile(SEXUAL_PATTERNS)
 
 # --- normalisation with an offset map ----------------------------------------------------------
 
@@ -345,6 +403,11 @@ def find_threats(text: str) -> list[Span]:
     return _find(text, _THREATS, "threat")
 
 
+def find_sexual_harassment(text: str) -> list[Span]:
+    """Sexual remarks or requests aimed at the agent, as ``sexual_harassment`` spans."""
+    return _find(text, _SEXUAL, "sexual_harassment")
+
+
 def find_self_harm(text: str) -> list[Span]:
     """Intent or ideation to harm oneself, as ``self_harm`` spans sorted by start."""
     return _find(text, _SELF_HARM, "self_harm")
@@ -359,6 +422,6 @@ class PhraseDetector:
 
     def find(self, text: str) -> list[Span]:
         """``threat`` and ``self_harm`` spans in ``text``, sorted by start."""
-        spans = find_threats(text) + find_self_harm(text)
+        spans = find_threats(text) + find_self_harm(text) + find_sexual_harassment(text)
         spans.sort(key=lambda s: (s.start, s.end, s.kind))
         return spans

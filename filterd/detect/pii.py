@@ -67,10 +67,25 @@ def find_phones(text: str, region: str) -> Iterator[Hit]:
     matcher = phonenumbers.PhoneNumberMatcher(
         text, region, leniency=phonenumbers.Leniency.VALID, max_tries=max(65535, len(text))
     )
+    seen: set[int] = set()
     for m in matcher:
         if _preceded_by(text, m.start, _NON_PII_LABEL):
             continue
+        seen.add(m.start)
         yield m.start, m.end, 0.9 if m.raw_string.startswith("+") else 0.85
+    if "+" not in text:
+        return
+    # Written in full international form ("+44 7700 900123") a number is unambiguous even
+    # when it is not an assigned one (reserved, new or drama ranges): redact it anyway.
+    loose = phonenumbers.PhoneNumberMatcher(
+        text, region, leniency=phonenumbers.Leniency.POSSIBLE, max_tries=max(65535, len(text))
+    )
+    for m in loose:
+        if m.start in seen or not m.raw_string.startswith("+"):
+            continue
+        if sum(c.isdigit() for c in m.raw_string) < 9:
+            continue
+        yield m.start, m.end, 0.8
 
 
 # --- e-mail ------------------------------------------------------------------------------------
@@ -242,12 +257,13 @@ def find_ips(text: str, region: str) -> Iterator[Hit]:
 
 _Validator = Callable[[str], bool]
 
-# (candidate regex, validator, score, why it is distinctive). Formats that random numbers fill
-# easily (NL BSN, IN Aadhaar, CA SIN, FR NIR, bare DE IDs) are left out on purpose.
+
 def _nino_ok(_: str) -> bool:
     return True  # the HMRC letter rules in the regex are the whole check
 
 
+# (candidate regex, validator, score, why it is distinctive). Formats that random numbers fill
+# easily (NL BSN, IN Aadhaar, CA SIN, FR NIR, bare DE IDs) are left out on purpose.
 _NATIONAL_IDS: tuple[tuple[re.Pattern[str], _Validator, float, str], ...] = (
     (re.compile(r"(?<![^\W_])(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]"
                 r" ?\d{2} ?\d{2} ?\d{2} ?[A-D](?![^\W_])", _I),
@@ -351,8 +367,8 @@ KINDS: tuple[str, ...] = tuple(RECOGNIZERS)
 _PRIORITY = {kind: rank for rank, kind in enumerate(KINDS)}
 
 _HAS_DIGIT = re.compile(r"\d")
-# Every phone format phonenumbers accepts as VALID has at least five digits.
-_FIVE_DIGITS = re.compile(r"(?:\d\D*){5}")
+# The shortest VALID national numbers (Niue, Saint Helena) have four digits; fewer is no phone.
+_FOUR_DIGITS = re.compile(r"(?:\d\D*){4}")
 
 
 class PiiDetector:
@@ -384,12 +400,12 @@ class PiiDetector:
         has_at = "@" in text
         if not has_at and _HAS_DIGIT.search(text) is None:
             return []  # the common chat message: nothing any recognizer could match
-        five_digits = _FIVE_DIGITS.search(text) is not None
+        four_digits = _FOUR_DIGITS.search(text) is not None
         spans: list[Span] = []
         for kind in self.kinds:
             if kind == "pii:email" and not has_at:
                 continue
-            if kind == "pii:phone" and not five_digits:
+            if kind == "pii:phone" and not four_digits:
                 continue
             for start, end, score in RECOGNIZERS[kind](text, self.default_region):
                 spans.append(Span(start, end, kind, score, SOURCE))

@@ -41,8 +41,8 @@ class Thresholds(_Strict):
 
 
 class Frustration(_Strict):
-    alpha: float = Field(0.5, gt=0, le=1)
-    priority_at: float = Field(0.4, ge=0, le=1)
+    alpha: float = Field(0.4, gt=0, le=1)
+    priority_at: float = Field(0.35, ge=0, le=1)
     min_messages: int = Field(2, ge=1)
 
 

@@ -1,4 +1,4 @@
-"""The ``filterd`` command: check | data build | train | eval.
+"""The ``filterd`` command: check | serve | db | feedback | data | train | eval.
 
 ``filterd check "text"`` prints one verdict (JSON) a line; ``--jsonl FILE`` (or ``-``
 for standard input) reads ``{"id", "text", "conversation_id"?}`` lines and writes one
@@ -114,6 +114,63 @@ def cmd_check(args: argparse.Namespace) -> int:
     return status
 
 
+# ------------------------------------------------------------------ serve / db / feedback
+
+
+def _service_settings(args: argparse.Namespace) -> Any:
+    from filterd.config import load_settings
+
+    overrides = {k: v for k, v in (("host", getattr(args, "host", None)),
+                                   ("port", getattr(args, "port", None)),
+                                   ("database_url", getattr(args, "database_url", None)))
+                 if v is not None}
+    return load_settings(**overrides)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from filterd.api.app import create_app
+
+    settings = _service_settings(args)
+    app = create_app(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port,
+                log_level="info" if args.verbose else "warning",
+                access_log=args.access_log, lifespan="on")
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from filterd.store.sql import SqlStore
+
+    store = SqlStore(_service_settings(args).database_url)
+    try:
+        store.upgrade()
+        print(f"schema up to date: {store.url}", file=sys.stderr)
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_feedback_export(args: argparse.Namespace) -> int:
+    from filterd.store.sql import SqlStore
+
+    store = SqlStore(_service_settings(args).database_url)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    try:
+        with out.open("w", encoding="utf-8") as f:
+            for ex in store.feedback_examples():
+                f.write(_dump({"text": ex.text, "category": ex.category,
+                               "flags": list(ex.flags)}, False) + "\n")
+                n += 1
+    finally:
+        store.close()
+    print(f"wrote {n} corrections to {out}", file=sys.stderr)
+    return 0
+
+
 # ------------------------------------------------------------------ data / train / eval
 
 
@@ -191,6 +248,26 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--jsonl", metavar="FILE", help="JSONL input ('-' for stdin)")
     c.add_argument("--pretty", action="store_true", help="indent the JSON")
     c.set_defaults(func=cmd_check)
+
+    s = sub.add_parser("serve", help="run the HTTP service (FILTERD_* settings)")
+    s.add_argument("--host", help="listen address (FILTERD_HOST, default 127.0.0.1)")
+    s.add_argument("--port", type=int, help="listen port (FILTERD_PORT, default 8080)")
+    s.add_argument("--database-url", help="FILTERD_DATABASE_URL (default sqlite:///filterd.db)")
+    s.add_argument("--access-log", action="store_true", help="log every request line")
+    s.set_defaults(func=cmd_serve)
+
+    db = sub.add_parser("db", help="the service database").add_subparsers(dest="db_cmd",
+                                                                         required=True)
+    u = db.add_parser("upgrade", help="apply the schema migrations")
+    u.add_argument("--database-url", help="FILTERD_DATABASE_URL")
+    u.set_defaults(func=cmd_db_upgrade)
+
+    fb = sub.add_parser("feedback", help="agents' corrections").add_subparsers(
+        dest="feedback_cmd", required=True)
+    x = fb.add_parser("export", help="write corrections as JSONL for filterd train --feedback")
+    x.add_argument("--out", required=True, help="JSONL file to write")
+    x.add_argument("--database-url", help="FILTERD_DATABASE_URL")
+    x.set_defaults(func=cmd_feedback_export)
 
     d = sub.add_parser("data", help="training data").add_subparsers(dest="data_cmd", required=True)
     b = d.add_parser("build", help="build the labelled training set")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, HttpUrl, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from filterd.errors import ConfigError
@@ -28,6 +28,32 @@ class Settings(BaseSettings):
     allow_words: tuple[str, ...] = ()  # never masked, e.g. a brand name
     max_text_chars: int = Field(100_000, ge=1)
     model_max_chars: int = Field(2_000, ge=16)  # the model sees at most this much text
+
+    # ---- the HTTP service (filterd serve)
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    database_url: str = "sqlite:///filterd.db"  # or postgresql://user:pass@host/db
+    migrate_on_start: bool = True  # run the Alembic migrations when the service starts
+    max_message_bytes: int = Field(8_192, ge=1)  # UTF-8 size limit of one message's text
+    batch_max_messages: int = Field(500, ge=1)  # POST /v1/messages:batch
+
+    # ---- delivery to the agent console and alerting (none configured: synchronous mode)
+    console_webhook_url: HttpUrl | None = None  # every routed customer message
+    console_webhook_urls: dict[str, HttpUrl] = Field(default_factory=dict)  # queue -> URL
+    alert_webhook_url: HttpUrl | None = None  # messages routed to one of alert_queues
+    alert_queues: tuple[str, ...] = ("supervisor", "crisis")
+    delivery_worker: bool = True  # deliver in the background (off: drive it yourself)
+    delivery_max_attempts: int = Field(8, ge=1)  # then the delivery is a dead letter
+    delivery_backoff_seconds: float = Field(1.0, ge=0)  # first retry delay, doubled each time
+    delivery_backoff_max_seconds: float = Field(300.0, ge=0)
+    delivery_timeout_seconds: float = Field(5.0, gt=0)
+    delivery_poll_seconds: float = Field(2.0, gt=0)  # how often the worker looks for due work
+    delivery_batch: int = Field(50, ge=1)  # deliveries claimed (and sent concurrently) at once
+
+    @property
+    def webhooks_configured(self) -> bool:
+        return bool(self.console_webhook_url or self.console_webhook_urls
+                    or self.alert_webhook_url)
 
 
 def load_settings(**overrides: object) -> Settings:

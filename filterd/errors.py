@@ -4,9 +4,17 @@
 
     FilterdError
     ├── InputError          bad text or bad JSONL line (what was wrong is in the message)
+    │   ├── TextTooLongError    a message's text is over FILTERD_MAX_MESSAGE_BYTES
+    │   └── BatchTooLargeError  a batch holds more than FILTERD_BATCH_MAX_MESSAGES
     ├── ConfigError         a setting or policy key with a bad value
     ├── ModelError          the model file is missing, corrupt, or fails to run
-    └── DataError           training data missing or malformed
+    ├── DataError           training data missing or malformed
+    ├── NotFoundError       an unknown conversation, message or delivery
+    ├── ConflictError       the request clashes with the stored state
+    │   └── StaleStateError     a conversation changed between read and write (retried inside)
+    └── StoreError          the database cannot be reached or written
+
+The HTTP mapping of this tree lives in one place: ``filterd/api/errors.py``.
 """
 
 
@@ -16,6 +24,14 @@ class FilterdError(Exception):
 
 class InputError(FilterdError, ValueError):
     """The input text or record is not acceptable; the message says why."""
+
+
+class TextTooLongError(InputError):
+    """A message's text is longer than the service accepts."""
+
+
+class BatchTooLargeError(InputError):
+    """A batch holds more messages than the service accepts at once."""
 
 
 class ConfigError(FilterdError):
@@ -28,3 +44,24 @@ class ModelError(FilterdError):
 
 class DataError(FilterdError):
     """Training or evaluation data is missing or malformed."""
+
+
+class NotFoundError(FilterdError, LookupError):
+    """Something the caller named does not exist; ``code`` says what (``message_not_found``)."""
+
+    def __init__(self, what: str, key: object) -> None:
+        self.what = what
+        self.code = f"{what}_not_found"
+        super().__init__(f"No {what} {key!r} is known. Check the id.")
+
+
+class ConflictError(FilterdError):
+    """The request cannot be applied to the stored state as it is now."""
+
+
+class StaleStateError(ConflictError):
+    """A conversation was written by someone else between our read and our write."""
+
+
+class StoreError(FilterdError):
+    """The database cannot be reached or written."""

@@ -9,6 +9,7 @@ detectors alone and the verdict says ``degraded``.
 from __future__ import annotations
 
 import logging
+import re
 import time
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -21,6 +22,7 @@ from filterd.detect.phrases import PhraseDetector
 from filterd.detect.pii import PiiDetector
 from filterd.errors import FilterdError, InputError
 from filterd.mask import apply_masks
+from filterd.normalize import normalize
 from filterd.route.conversation import ConversationState
 from filterd.route.policy import Policy
 from filterd.types import CATEGORIES, FLAGS, MODEL_FLAGS, Category, ModelOutput, Span, Verdict
@@ -155,6 +157,10 @@ class Filter:
             log.exception("classifier crashed (%s); verdicts degraded", type(e).__name__)
         return [None] * len(texts), True
 
+    def _calm_category(self, scores: dict[str, float]) -> Category:
+        ratio = self.policy.thresholds.frustrated_ratio
+        return "frustrated" if scores["frustrated"] >= ratio * scores["neutral"] else "neutral"
+
     def _decide(
         self,
         text: str,
@@ -183,13 +189,17 @@ class Filter:
         if scores["abusive"] >= th.abusive:
             category = "abusive"
         else:
-            category = "frustrated" if scores["frustrated"] >= scores["neutral"] else "neutral"
+            category = self._calm_category(scores)
 
         flags: set[str] = set()
-        if fs["threat"] >= th.threat:
-            flags.add("threat")
         if fs["self_harm"] >= th.self_harm:
             flags.add("self_harm")
+        self_directed = phrase["self_harm"] >= th.self_harm and phrase["threat"] < th.threat
+        if fs["threat"] >= th.threat and not self_directed:
+            # The model's threat head fires on violent words whoever they aim at ("I'll
+            # kill myself"). When a self-harm phrase explains them and no threat phrase
+            # aims them at someone else, it is a crisis, not a threat.
+            flags.add("threat")
         for f in ("insult", "identity_attack", "sexual_harassment"):
             # A lexicon hit inside an abusive message confirms the flag; a lexicon hit
             # alone (a quoted or reclaimed word) is masked but does not fire it.
@@ -206,7 +216,7 @@ class Filter:
             category = "abusive"
         elif "self_harm" in flags and category == "abusive" and not aimed:
             # Self-harm is never treated as abuse.
-            category = "frustrated" if scores["frustrated"] >= scores["neutral"] else "neutral"
+            category = self._calm_category(scores)
         if category != "abusive":
             # Flags that "count as abuse" only fire on abusive messages.
             flags -= {"insult", "identity_attack", "sexual_harassment"}
@@ -248,14 +258,39 @@ class Filter:
         return Judged(verdict, new_state)
 
 
-def model_text(text: str, spans: Sequence[Span]) -> str:
-    """What the classifier reads: PII replaced by placeholders (``[phone]``, ``[email]``).
+# Leet folds "4" to "a" ("f4ck" -> "fack"); the model knows the word as it is spelled.
+_CANONICAL = re.compile(r"\bfa+ck")
 
-    The model never needs the digits of a card to judge tone, and numbers would otherwise
-    tilt it (complaint narratives are full of them). Training uses the same function.
+
+def model_text(text: str, spans: Sequence[Span]) -> str:
+    """What the classifier reads: PII as placeholders, offensive words de-obfuscated.
+
+    - PII spans become tags (``[phone]``, ``[email]``): the model never needs a card's
+      digits to judge tone, and numbers would otherwise tilt it (complaint narratives are
+      full of them).
+    - Lexicon spans become their folded spelling ("1d10t" -> "idiot", "f u c k" -> "fuck",
+      Cyrillic look-alikes -> Latin), so obfuscated abuse reads like its plain form.
+
+    Training uses the same function, so the model sees what serving gives it.
     """
-    pii = [s for s in spans if s.kind.startswith("pii:")]
-    return apply_masks(text, pii, style="tag", pii_style="tag") if pii else text
+    edits: list[tuple[int, int, str]] = []
+    taken: list[tuple[int, int]] = []
+    pii = sorted((s for s in spans if s.kind.startswith("pii:")), key=lambda s: s.start)
+    lex = sorted((s for s in spans if s.source == "lexicon"), key=lambda s: (s.start, -s.end))
+    for s in [*pii, *lex]:  # PII first: it wins any overlap
+        if any(s.start < e and b < s.end for b, e in taken):
+            continue
+        taken.append((s.start, s.end))
+        if s.kind.startswith("pii:"):
+            edits.append((s.start, s.end, f"[{s.kind[4:]}]"))
+        else:
+            word = text[s.start : s.end]
+            folded = _CANONICAL.sub("fuck", normalize(word).text)
+            if folded != word.lower():
+                edits.append((s.start, s.end, folded))
+    for start, end, new in sorted(edits, reverse=True):
+        text = text[:start] + new + text[end:]
+    return text
 
 
 def _fallback_output(kinds: set[str]) -> ModelOutput:

@@ -59,6 +59,8 @@ S0 = ConversationState()
         # self-harm outranks everything, even abuse in the same message
         ("abusive", {"self_harm", "insult"}, S0, "crisis", "alert_crisis_team"),
         ("frustrated", {"self_harm"}, S0, "crisis", "show_crisis_resources"),
+        # self-harm and a threat together: crisis first, and the supervisor is alerted
+        ("abusive", {"self_harm", "threat"}, S0, "crisis", "alert_supervisor"),
         # a threat alerts a supervisor and is never a silent mask
         ("abusive", {"threat"}, S0, "supervisor", "alert_supervisor"),
         # first abusive message: warned and masked, stays with a human in priority

@@ -204,21 +204,21 @@ def toxic_spans(root: Path, rng: random.Random) -> Iterator[Example]:
     for r in _read_csv(d / "spans.csv"):
         types[r["annotation"]].add(r["type"].strip())
     vader = _vader()
-    for cid, annotations in ann.items():
+    for cid, anns in ann.items():
         text = texts.get(cid)
         if not text or len(text) > 600:
             continue
-        n = len(annotations)
+        n = len(anns)
 
-        def votes(kind: str, annotations: list[str] = annotations) -> int:
-            return sum(any(t.startswith(kind) for t in types[a]) for a in annotations)
+        def votes(kind: str, anns: list[str] = anns) -> int:
+            return sum(any(t.startswith(kind) for t in types[a]) for a in anns)
 
         ins, ide, thr = votes("Insu"), votes("Identity"), votes("Threat")
         if max(ins, ide, thr) * 2 > n:
             flags = {"insult": int(ins * 2 > n), "identity_attack": int(ide * 2 > n),
                      "threat": int(thr * 2 > n), "self_harm": 0}
             yield Example(text, "abusive", "toxic_spans", flags, 0.85 if thr * 2 > n else 0.7)
-        elif ann_nontoxic[cid] * 2 > n and not types_any(types, annotations):
+        elif ann_nontoxic[cid] * 2 > n and not types_any(types, anns):
             if rules.unsafe_for_neutral(text) or vader(text) <= -0.4:
                 continue
             yield Example(text, "neutral", "toxic_spans", _neutral_flags(), 0.1)
@@ -510,10 +510,12 @@ def build(
     out: list[Example] = []
     from tqdm import tqdm
 
+    from filterd.detect.lexicon import Lexicon
     from filterd.detect.pii import PiiDetector
     from filterd.pipeline import model_text
 
     pii = PiiDetector()
+    lexicon = Lexicon.default()
 
     for name in tqdm(names, desc="sources", disable=not progress):
         rows: dict[str, list[Example]] = defaultdict(list)
@@ -521,7 +523,8 @@ def build(
             ex.text = html.unescape(ex.text).strip()
             # The model reads what serving gives it: PII as placeholders, channel
             # artifacts neutralised.
-            ex.text = clean_for_model(model_text(ex.text, pii.find(ex.text)))
+            spans = [*pii.find(ex.text), *lexicon.find(ex.text)]
+            ex.text = clean_for_model(model_text(ex.text, spans))
             if len(ex.text) < 2 or len(ex.text) > 1000:
                 continue
             k = _key(ex.text)

@@ -183,3 +183,42 @@ def format_table(report: dict[str, Any]) -> str:
 def save_report(report: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=1) + "\n")
+
+
+# ------------------------------------------------------------------ obfuscation
+
+_LEET = str.maketrans({"a": "4", "e": "3", "i": "1", "o": "0", "s": "$"})
+_HOMOGLYPH = str.maketrans({"a": "\u0430", "e": "\u0435", "o": "\u043e", "c": "\u0441",
+                            "p": "\u0440"})
+OBFUSCATIONS: dict[str, Callable[[str], str]] = {
+    "leet": lambda w: w.translate(_LEET),
+    "spaced": lambda w: " ".join(w),
+    "repeated": lambda w: w[:-1] + w[-1] * 4 if w[-1].isalpha() else w,
+    "homoglyph": lambda w: w.translate(_HOMOGLYPH),
+    "zero_width": lambda w: "\u200b".join(w),
+}
+
+
+def obfuscation_check(filter_: Any, texts: Sequence[str]) -> dict[str, Any]:
+    """Abusive recall on ``texts`` (abusive messages) as written and with every lexicon
+    word rewritten by each obfuscation, in place."""
+    lex = filter_.lexicon
+    rows = [(t, lex.find(t)) for t in texts]
+    rows = [(t, sp) for t, sp in rows if sp]
+    out: dict[str, Any] = {"n": len(rows)}
+    variants: dict[str, list[str]] = {"plain": [t for t, _ in rows]}
+    for name, fn in OBFUSCATIONS.items():
+        vs = []
+        for t, spans in rows:
+            for s in sorted(spans, key=lambda s: -s.start):
+                t = t[: s.start] + fn(t[s.start : s.end]) + t[s.end :]
+            vs.append(t)
+        variants[name] = vs
+    for name, vs in variants.items():
+        verdicts = filter_.check_many(vs)
+        out[name] = {
+            "abusive_recall": round(float(np.mean([v.category == "abusive" for v in verdicts])), 4),
+            "masked_all": round(float(np.mean(
+                [len(v.spans) >= len(sp) for v, (_, sp) in zip(verdicts, rows, strict=True)])), 4),
+        }
+    return out

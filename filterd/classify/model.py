@@ -74,7 +74,9 @@ def export_onnx(model: FilterdModel, out: Path, opset: int = 17) -> None:
         _export(model, ids, am, out, opset)
 
 
-def _export(model: FilterdModel, ids: torch.Tensor, am: torch.Tensor, out: Path, opset: int) -> None:
+def _export(
+    model: FilterdModel, ids: torch.Tensor, am: torch.Tensor, out: Path, opset: int
+) -> None:
     torch.onnx.export(
         model,
         (ids, am),

@@ -81,7 +81,7 @@ def _tensors(
         input_ids[r, : len(seq)] = torch.tensor(seq)
         mask[r, : len(seq)] = 1
         if ex.category is not None:
-            cat[r] = CATEGORIES.index(ex.category)  # type: ignore[arg-type]
+            cat[r] = CATEGORIES.index(ex.category)
         for j, f in enumerate(MODEL_FLAGS):
             if f in ex.flags:
                 flags[r, j] = float(ex.flags[f])
@@ -174,10 +174,11 @@ def train(
     tokenizer = AutoTokenizer.from_pretrained(str(base))
     model = FilterdModel.from_base(base, config.num_layers)
     if config.freeze_embeddings:
-        model.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
+        embeddings: Any = model.encoder.embeddings
+        embeddings.word_embeddings.weight.requires_grad_(False)
 
     ids = _tokenize(tokenizer, [e.text for e in train_ex], config.max_len)
-    counts = np.bincount([CATEGORIES.index(e.category) for e in train_ex if e.category],  # type: ignore[arg-type]
+    counts = np.bincount([CATEGORIES.index(e.category) for e in train_ex if e.category],
                          minlength=len(CATEGORIES))
     # Inverse square-root class weights: the smaller class (frustrated) is not drowned.
     class_w = torch.tensor((counts.sum() / np.maximum(counts, 1)) ** 0.5, dtype=torch.float)
@@ -234,7 +235,7 @@ def train(
     valid_acc = None
     if valid_ex:
         logits, _, _ = predict_logits(model, tokenizer, [e.text for e in valid_ex], config.max_len)
-        labels = np.array([CATEGORIES.index(e.category) for e in valid_ex])  # type: ignore[arg-type]
+        labels = np.array([CATEGORIES.index(str(e.category)) for e in valid_ex])
         temperature = fit_temperature(logits, labels)
         valid_acc = float((logits.argmax(1) == labels).mean())
 

@@ -212,8 +212,8 @@ SEXUAL_PATTERNS: tuple[Row, ...] = (
      r"|hot|horny|fuckable|doable|naughty)\b", 0.75, "you sound so sexy"),
     (r"\b(?:suck|lick|touch|grab|sit on|ride) (?:my|me)\b(?! (?:up|back|account|bill|phone|line"
      r"|order|data))|\bblow me\b(?! away)|\bbend over\b", 0.8, "explicit requests"),
-    (r"\b(?:in bed with|sleep with|hook up with|have sex with|fuck) (?:you|u|ya)\b(?! (?:guys|people"
-     r"|all))|\b(?:your|ur) (?:body|boobs|tits|ass|legs|lips|breasts)\b", 0.75,
+    (r"\b(?:in bed with|sleep with|hook up with|have sex with|fuck) (?:you|u|ya)\b"
+     r"(?! (?:guys|people|all))|\b(?:your|ur) (?:body|boobs|tits|ass|legs|lips|breasts)\b", 0.75,
      "remarks on the agent's body or sex"),
     (r"\b(?:(?:are|r) (?:you|u) single|(?:go|come) out with me|date with me|(?:your|ur)"
      r" (?:number|address) (?:babe|baby|sweetheart|sexy|gorgeous))\b", 0.45,

@@ -6,6 +6,7 @@ The decision is a table read top to bottom; the first row that matches wins:
 situation              queue           actions
 =====================  ==============  ==========================================
 self_harm              crisis          alert_crisis_team, show_crisis_resources
+                                       (+ alert_supervisor if also a threat)
 threat                 supervisor      alert_supervisor, mask, shield_agent
 abusive, strikes >= N  abuse_review    mask, warn_customer, shield_agent
 abusive                (current)       mask, warn_customer
@@ -35,6 +36,9 @@ class _Strict(BaseModel):
 
 class Thresholds(_Strict):
     abusive: float = Field(0.5, ge=0, le=1)
+    # frustrated wins over neutral when P(frustrated) >= frustrated_ratio * P(neutral).
+    # 1.0 is the plain argmax; lower values send more customers to the priority queue.
+    frustrated_ratio: float = Field(1.0, gt=0, le=10)
     flag: float = Field(0.5, ge=0, le=1)
     threat: float = Field(0.5, ge=0, le=1)
     self_harm: float = Field(0.5, ge=0, le=1)
@@ -83,7 +87,9 @@ class Policy(_Strict):
         except yaml.YAMLError as e:
             raise ConfigError(f"Policy file {p} is not valid YAML: {e}") from e
         if not isinstance(raw, dict):
-            raise ConfigError(f"Policy file {p} must hold a mapping of keys, not {type(raw).__name__}.")
+            raise ConfigError(
+                f"Policy file {p} must hold a mapping of keys, not {type(raw).__name__}."
+            )
         try:
             return cls.model_validate(raw)
         except ValidationError as e:
@@ -104,8 +110,11 @@ class Policy(_Strict):
         """Decide where the message goes, given the conversation *after* this message."""
         q = self.queues
         if "self_harm" in flags:
+            # A threat in the same message still alerts a supervisor; crisis comes first.
+            extra = ("alert_supervisor", "shield_agent") if "threat" in flags else ()
             return Route(q.crisis.name, q.crisis.priority,
-                         ("alert_crisis_team", "show_crisis_resources"), "self_harm")
+                         ("alert_crisis_team", "show_crisis_resources", *extra),
+                         "self_harm+threat" if extra else "self_harm")
         if "threat" in flags:
             return Route(q.supervisor.name, q.supervisor.priority,
                          ("alert_supervisor", "mask", "shield_agent"), "threat")

@@ -1,0 +1,75 @@
+"""``create_app(settings)``: the FastAPI application of ``filterd serve``.
+
+Follow one message: ``routes/messages.py`` -> :mod:`filterd.ingest` (judge with
+:mod:`filterd.pipeline`, write with :mod:`filterd.store`) -> :mod:`filterd.outbox` (webhooks).
+Start-up runs the migrations (``FILTERD_MIGRATE_ON_START``) and, when a webhook is
+configured, the background deliverer; shut-down stops it and releases the store.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+import httpx
+from fastapi import FastAPI
+
+from filterd import __version__
+from filterd.api import errors
+from filterd.api.deps import Services
+from filterd.api.routes import ROUTERS
+from filterd.config import Settings, load_settings
+from filterd.ingest import Ingestor
+from filterd.metrics import Metrics
+from filterd.outbox import Deliverer
+from filterd.pipeline import Filter
+from filterd.store.base import Store
+from filterd.store.sql import SqlStore
+
+log = logging.getLogger("filterd.api")
+
+
+def create_app(
+    settings: Settings | None = None,
+    filter: Filter | None = None,
+    store: Store | None = None,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """Build the service. ``filter``/``store`` default to the shipped model and
+    ``FILTERD_DATABASE_URL``; a store passed in is not closed at shut-down. ``transport``
+    replaces the webhook client's network (tests pass an ``httpx.MockTransport``)."""
+    settings = settings or load_settings()
+    own_store = store is None
+    if store is None:
+        sql = SqlStore(settings.database_url)
+        log.info("store: %s", sql.url)
+        store = sql
+    filter = filter or Filter(settings)
+    metrics = Metrics()
+    deliverer = Deliverer(store, settings, metrics, transport=transport)
+    ingestor = Ingestor(filter, store, settings, metrics, on_delivery=deliverer.wake)
+    services = Services(settings, filter, store, ingestor, metrics, deliverer)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.migrate_on_start:
+            await anyio.to_thread.run_sync(services.store.upgrade)
+        if settings.delivery_worker and settings.webhooks_configured:
+            deliverer.start()
+        try:
+            yield
+        finally:
+            await deliverer.aclose()
+            if own_store:
+                services.store.close()
+
+    app = FastAPI(title="filterd", version=__version__, lifespan=lifespan,
+                  description="Abuse and frustration filter for customer-service chat.")
+    app.state.services = services
+    errors.install(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    return app

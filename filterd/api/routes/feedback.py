@@ -1,0 +1,32 @@
+"""``POST /v1/messages/{conversation_id}/{message_id}/feedback``: an agent's correction.
+
+Stored corrections feed ``filterd feedback export``, whose JSONL ``filterd train --feedback``
+reads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from filterd.api.deps import PrincipalDep, StoreDep
+from filterd.api.schemas import ErrorOut, FeedbackOut, FeedbackRequest, Id
+from filterd.store.base import FeedbackIn, utcnow
+
+router = APIRouter(prefix="/v1", tags=["feedback"])
+_ERRORS: dict[int | str, dict[str, Any]] = {c: {"model": ErrorOut} for c in (404, 422)}
+
+
+@router.post("/messages/{conversation_id}/{message_id}/feedback", status_code=201,
+             response_model=FeedbackOut, responses=_ERRORS)
+def post_feedback(conversation_id: Id, message_id: Id, body: FeedbackRequest,
+                  store: StoreDep, principal: PrincipalDep) -> FeedbackOut:
+    """Record the category (and flags) a stored message should have had."""
+    stored = store.add_feedback(
+        FeedbackIn(conversation_id=conversation_id, message_id=message_id,
+                   category=body.category, flags=tuple(body.flags), by=body.by,
+                   note=body.note),
+        now=utcnow())
+    return FeedbackOut.of(stored)
+

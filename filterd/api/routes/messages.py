@@ -1,0 +1,50 @@
+"""``POST /v1/messages`` and ``POST /v1/messages:batch``: judge, store, answer the verdict.
+
+Idempotent on ``(conversation_id, message_id)``: a retry answers the first verdict, counts
+nothing twice and carries the header ``Idempotent-Replayed: true``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from filterd.api.deps import IngestorDep, PrincipalDep
+from filterd.api.schemas import BatchIn, BatchOut, ErrorOut, MessageIn, MessageOut
+from filterd.ingest import Incoming
+from filterd.store.base import as_utc
+
+router = APIRouter(prefix="/v1", tags=["messages"])
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    c: {"model": ErrorOut} for c in (400, 409, 413, 422, 503)
+}
+
+
+def _incoming(m: MessageIn) -> Incoming:
+    return Incoming(
+        conversation_id=m.conversation_id, message_id=m.message_id, channel=m.channel,
+        role=m.sender.role, sender_id=m.sender.id, text=m.text,
+        sent_at=as_utc(m.sent_at) if m.sent_at else None, meta=m.metadata)
+
+
+@router.post("/messages", response_model=MessageOut, responses=_ERRORS)
+def post_message(body: MessageIn, ingestor: IngestorDep, response: Response,
+                 principal: PrincipalDep) -> dict[str, Any]:
+    """Judge one message in its conversation and store it (masked)."""
+    [outcome] = ingestor.ingest([_incoming(body)])
+    if outcome.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return outcome.as_dict()
+
+
+@router.post("/messages:batch", response_model=BatchOut, responses=_ERRORS)
+def post_batch(body: BatchIn, ingestor: IngestorDep,
+               principal: PrincipalDep) -> dict[str, Any]:
+    """Judge up to FILTERD_BATCH_MAX_MESSAGES messages, in order within each conversation.
+
+    The batch is checked as a whole first: one invalid message refuses the batch (the error
+    names its index) and nothing is stored.
+    """
+    outcomes = ingestor.ingest([_incoming(m) for m in body.messages], batch=True)
+    return {"results": [o.as_dict() for o in outcomes]}

@@ -1,0 +1,327 @@
+"""Request and response bodies of the HTTP API (pydantic).
+
+Responses carrying a verdict use the field names of shared INTERFACE.md, extended with
+``degraded`` (always present) and ``conversation`` (the state the message left behind).
+Times are UTC, written with a ``Z``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from filterd.outbox import public_url
+from filterd.store.base import (
+    Bucket,
+    ConversationSummary,
+    Delivery,
+    Feedback,
+    Stats,
+    StoredMessage,
+    Transcript,
+)
+
+# Ids appear in URLs, so no slashes, whitespace, '?' or '#'.
+Id = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\s/?#]+$")]
+# Channel names become metric labels: short, plain.
+Channel = Annotated[str, StringConstraints(min_length=1, max_length=64,
+                                           pattern=r"^[A-Za-z0-9_.:-]+$")]
+CategoryName = Literal["neutral", "frustrated", "abusive"]
+FlagName = Literal["threat", "self_harm", "insult", "profanity", "identity_attack",
+                   "sexual_harassment", "pii"]
+MetaValue = str | int | float | bool | None
+_MAX_META_KEYS = 32
+_MAX_META_CHARS = 256
+
+
+def _utc(when: datetime | None) -> datetime | None:
+    return when.replace(tzinfo=UTC) if when is not None and when.tzinfo is None else when
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ------------------------------------------------------------------ requests
+
+
+class SenderIn(_In):
+    role: Literal["customer", "agent", "bot"]
+    id: Id
+
+
+class MessageIn(_In):
+    """One chat message. ``metadata`` is stored as given: never put customer text in it."""
+
+    conversation_id: Id
+    message_id: Id
+    channel: Channel
+    sender: SenderIn
+    text: str
+    sent_at: datetime | None = None
+    metadata: dict[str, MetaValue] | None = None
+
+    @field_validator("metadata")
+    @classmethod
+    def _small_metadata(cls, v: dict[str, MetaValue] | None) -> dict[str, MetaValue] | None:
+        if v is None:
+            return v
+        if len(v) > _MAX_META_KEYS:
+            raise ValueError(f"at most {_MAX_META_KEYS} keys")
+        for key, value in v.items():
+            if len(key) > 64 or (isinstance(value, str) and len(value) > _MAX_META_CHARS):
+                raise ValueError(f"keys up to 64 characters, string values up to "
+                                 f"{_MAX_META_CHARS}")
+        return v
+
+
+class BatchIn(_In):
+    messages: list[MessageIn]
+
+
+class FeedbackRequest(_In):
+    """An agent's correction: the category (and flags) the message should have had."""
+
+    category: CategoryName
+    flags: list[FlagName] = Field(default_factory=list)
+    note: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    by: Id
+
+
+# ------------------------------------------------------------------ verdicts
+
+
+class SpanOut(BaseModel):
+    start: int
+    end: int
+    kind: str
+
+
+class RouteOut(BaseModel):
+    queue: str
+    priority: int
+    actions: list[str]
+    reason: str
+
+
+class StateOut(BaseModel):
+    customer_messages: int
+    frustration: float
+    strikes: int
+    escalated: str | None
+
+
+class ConversationStateOut(BaseModel):
+    id: str
+    customer_messages: int
+    frustration: float
+    strikes: int
+    escalated: str | None
+
+
+class VerdictOut(BaseModel):
+    id: str | None
+    category: CategoryName
+    scores: dict[str, float]
+    flags: list[str]
+    flag_scores: dict[str, float]
+    intensity: float
+    level: int
+    text_masked: str
+    spans: list[SpanOut]
+    route: RouteOut
+    degraded: bool = False
+
+
+class MessageOut(VerdictOut):
+    """The verdict, plus the conversation state after this message."""
+
+    conversation: ConversationStateOut
+
+
+class BatchOut(BaseModel):
+    results: list[MessageOut]
+
+
+# ------------------------------------------------------------------ conversations
+
+
+class TranscriptMessageOut(BaseModel):
+    message_id: str
+    seq: int
+    role: str
+    sender_id: str
+    channel: str
+    text_masked: str
+    category: str
+    level: int
+    intensity: float
+    flags: list[str]
+    route: RouteOut
+    sent_at: datetime | None
+    received_at: datetime
+
+    @classmethod
+    def of(cls, m: StoredMessage) -> TranscriptMessageOut:
+        v: dict[str, Any] = m.verdict
+        return cls(message_id=m.message_id, seq=m.seq, role=m.role, sender_id=m.sender_id,
+                   channel=m.channel, text_masked=v["text_masked"], category=v["category"],
+                   level=v["level"], intensity=v["intensity"], flags=v["flags"],
+                   route=RouteOut(**v["route"]), sent_at=_utc(m.sent_at),
+                   received_at=m.received_at.replace(tzinfo=UTC))
+
+
+class ConversationOut(BaseModel):
+    id: str
+    channel: str
+    queue: str | None  # the route of the latest customer message
+    category: str | None  # of the latest customer message
+    messages: int
+    state: StateOut
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, c: ConversationSummary) -> ConversationOut:
+        return cls(id=c.id, channel=c.channel, queue=c.queue, category=c.category,
+                   messages=c.messages, state=StateOut.model_validate(c.state.as_dict()),
+                   created_at=c.created_at.replace(tzinfo=UTC),
+                   updated_at=c.updated_at.replace(tzinfo=UTC))
+
+
+class TranscriptOut(ConversationOut):
+    transcript: list[TranscriptMessageOut]
+
+    @classmethod
+    def of_transcript(cls, t: Transcript) -> TranscriptOut:
+        base = ConversationOut.of(t.conversation).model_dump()
+        return cls(**base, transcript=[TranscriptMessageOut.of(m) for m in t.messages])
+
+
+class ConversationListOut(BaseModel):
+    conversations: list[ConversationOut]
+
+
+# ------------------------------------------------------------------ feedback, deliveries
+
+
+class FeedbackOut(BaseModel):
+    id: int
+    conversation_id: str
+    message_id: str
+    category: str
+    flags: list[str]
+    note: str | None
+    by: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, f: Feedback) -> FeedbackOut:
+        return cls(id=f.id, conversation_id=f.conversation_id, message_id=f.message_id,
+                   category=f.category, flags=list(f.flags), note=f.note, by=f.by,
+                   created_at=f.created_at.replace(tzinfo=UTC))
+
+
+class DeliveryOut(BaseModel):
+    id: int
+    conversation_id: str
+    message_id: str
+    kind: str
+    url: str  # without credentials or query string
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, d: Delivery) -> DeliveryOut:
+        return cls(id=d.id, conversation_id=d.conversation_id, message_id=d.message_id,
+                   kind=d.kind, url=public_url(d.url), status=d.status, attempts=d.attempts,
+                   next_attempt_at=d.next_attempt_at.replace(tzinfo=UTC),
+                   last_error=d.last_error, created_at=d.created_at.replace(tzinfo=UTC),
+                   updated_at=d.updated_at.replace(tzinfo=UTC))
+
+
+class DeliveryListOut(BaseModel):
+    deliveries: list[DeliveryOut]
+
+
+# ------------------------------------------------------------------ stats
+
+
+class ChannelOut(BaseModel):
+    channel: str
+    messages: int
+    abusive: int
+    frustrated: int
+
+
+class HourOut(BaseModel):
+    hour: str
+    messages: int
+    abusive: int
+    frustrated: int
+
+
+class StatsOut(BaseModel):
+    """Customer messages received in the window (agent and bot messages not counted)."""
+
+    window: str
+    since: datetime
+    until: datetime
+    messages: int
+    abusive: int
+    frustrated: int
+    abuse_rate: float
+    frustration_rate: float
+    escalations: int  # conversations that reached an urgent queue in the window
+    escalations_by_queue: dict[str, int]
+    top_channels: list[ChannelOut]
+    hourly: list[HourOut]
+
+    @classmethod
+    def of(cls, window: str, s: Stats) -> StatsOut:
+        def rate(n: int) -> float:
+            return round(n / s.messages, 4) if s.messages else 0.0
+
+        def channel(b: Bucket) -> ChannelOut:
+            return ChannelOut(channel=b.key, messages=b.messages, abusive=b.abusive,
+                              frustrated=b.frustrated)
+
+        return cls(window=window, since=s.since.replace(tzinfo=UTC),
+                   until=s.until.replace(tzinfo=UTC), messages=s.messages, abusive=s.abusive,
+                   frustrated=s.frustrated, abuse_rate=rate(s.abusive),
+                   frustration_rate=rate(s.frustrated),
+                   escalations=sum(s.escalations.values()), escalations_by_queue=s.escalations,
+                   top_channels=[channel(b) for b in s.channels],
+                   hourly=[HourOut(hour=b.key, messages=b.messages, abusive=b.abusive,
+                                   frustrated=b.frustrated) for b in s.hourly])
+
+
+# ------------------------------------------------------------------ errors
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: list[ErrorDetail] | None = None
+
+
+class ErrorOut(BaseModel):
+    """Every 4xx/5xx answer: ``{"error": {"code": ..., "message": ...}}``."""
+
+    error: ErrorBody
+
+
+class HealthOut(BaseModel):
+    status: str
+    checks: dict[str, str] = Field(default_factory=dict)

@@ -1,0 +1,73 @@
+"""Every Prometheus collector filterd exports, defined once.
+
+One :class:`Metrics` per app, on its own registry (two apps in one process, as in tests,
+never collide). Labels are bounded: categories, queues, levels, flags, span kinds, webhook
+kinds and stages are fixed sets; ``channel`` is the caller's channel name (keep them few).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from filterd.types import Verdict
+
+_LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    """The collectors; the service calls the ``observe_*`` helpers."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = r = registry or CollectorRegistry()
+        self.messages = Counter(
+            "filterd_messages", "Messages judged and stored (replays not counted).",
+            ["channel", "role", "category", "queue", "level"], registry=r)
+        self.flags = Counter("filterd_flags", "Flags fired on stored messages.", ["flag"],
+                             registry=r)
+        self.masked_spans = Counter("filterd_masked_spans", "Spans masked, by kind.", ["kind"],
+                                    registry=r)
+        self.escalations = Counter("filterd_escalations",
+                                   "Conversations escalated to an urgent queue.", ["queue"],
+                                   registry=r)
+        self.strikes = Counter("filterd_strikes", "Abuse strikes added to conversations.",
+                               registry=r)
+        self.replays = Counter("filterd_replays",
+                               "Idempotent retries answered from the store.", registry=r)
+        self.delivery_attempts = Counter("filterd_delivery_attempts",
+                                         "Webhook delivery attempts.", ["kind"], registry=r)
+        self.delivery_failures = Counter("filterd_delivery_failures",
+                                         "Webhook delivery attempts that failed.", ["kind"],
+                                         registry=r)
+        self.dead_letters = Counter("filterd_dead_letters",
+                                    "Deliveries given up after the last attempt.", ["kind"],
+                                    registry=r)
+        self.outbox_depth = Gauge("filterd_outbox_depth",
+                                  "Deliveries waiting to be delivered.", registry=r)
+        self.stage_seconds = Histogram("filterd_stage_seconds",
+                                       "Pipeline time per judge call, by stage.", ["stage"],
+                                       buckets=_LATENCY, registry=r)
+        self.ingest_seconds = Histogram("filterd_ingest_seconds",
+                                        "Time to judge and store one request's messages.",
+                                        buckets=_LATENCY, registry=r)
+
+    def observe_stages(self, stage_seconds: Mapping[str, float]) -> None:
+        for stage, seconds in stage_seconds.items():
+            self.stage_seconds.labels(stage).observe(seconds)
+
+    def observe_message(self, channel: str, role: str, verdict: Verdict, strike: bool,
+                        escalated_to: str | None) -> None:
+        self.messages.labels(channel, role, verdict.category, verdict.route.queue,
+                             str(verdict.level)).inc()
+        for flag in verdict.flags:
+            self.flags.labels(flag).inc()
+        for span in verdict.spans:
+            self.masked_spans.labels(span.kind).inc()
+        if strike:
+            self.strikes.inc()
+        if escalated_to:
+            self.escalations.labels(escalated_to).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

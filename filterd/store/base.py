@@ -1,0 +1,263 @@
+"""What the service keeps, and the ``Store`` protocol that keeps it.
+
+A store is a repository: each method is one call that does one thing atomically. The SQL
+implementation is :mod:`filterd.store.sql`; tests run the same suite on SQLite and PostgreSQL.
+Records are frozen dataclasses; times are naive UTC (:func:`utcnow`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+from filterd.route.conversation import ConversationState
+
+Role = Literal["customer", "agent", "bot"]
+DeliveryStatus = Literal["pending", "delivered", "dead"]
+
+
+def utcnow() -> datetime:
+    """Now, as the naive UTC datetime every table stores."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def as_utc(when: datetime) -> datetime:
+    """A caller's datetime (aware, or naive meaning UTC) as naive UTC."""
+    return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo else when
+
+
+# ------------------------------------------------------------------ writes
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """One judged message, ready to store. ``verdict`` is the INTERFACE.md dict (masked)."""
+
+    message_id: str
+    channel: str
+    role: Role
+    sender_id: str
+    verdict: dict[str, Any]
+    state_after: ConversationState
+    escalated_here: bool
+    received_at: datetime
+    sent_at: datetime | None = None
+    meta: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """A webhook call to make once the message it belongs to is committed."""
+
+    message_id: str
+    kind: Literal["console", "alert"]
+    url: str
+    idempotency_key: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationWrite:
+    """Messages of one conversation, written in one transaction with the state they leave.
+
+    The write fails with :class:`~filterd.errors.StaleStateError` when the conversation's
+    version is no longer ``expected_version`` (someone wrote in between) or one of the
+    message ids is already stored; the caller then re-reads and re-judges.
+    """
+
+    conversation_id: str
+    channel: str
+    expected_version: int
+    messages: tuple[NewMessage, ...]
+    state: ConversationState
+    deliveries: tuple[NewDelivery, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackIn:
+    """An agent's correction of one stored message."""
+
+    conversation_id: str
+    message_id: str
+    category: str
+    flags: tuple[str, ...]
+    by: str
+    note: str | None = None
+
+
+# ------------------------------------------------------------------ reads
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A conversation's state as read, with the version a write must still find."""
+
+    state: ConversationState = ConversationState()
+    version: int = 0  # 0: the conversation does not exist yet
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    pk: int
+    conversation_id: str
+    message_id: str
+    seq: int
+    channel: str
+    role: Role
+    sender_id: str
+    verdict: dict[str, Any]
+    state_after: ConversationState
+    received_at: datetime
+    sent_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationSummary:
+    id: str
+    channel: str
+    state: ConversationState
+    queue: str | None
+    category: str | None
+    messages: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    conversation: ConversationSummary
+    messages: tuple[StoredMessage, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationQuery:
+    """``queue``: the conversation's current queue; ``category``: any customer message's."""
+
+    queue: str | None = None
+    category: str | None = None
+    since: datetime | None = None
+    limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    id: int
+    conversation_id: str
+    message_id: str
+    category: str
+    flags: tuple[str, ...]
+    by: str
+    note: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackExample:
+    """One line of ``filterd feedback export``: what ``filterd train --feedback`` reads."""
+
+    text: str  # masked
+    category: str
+    flags: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: int
+    conversation_id: str
+    message_id: str
+    kind: str
+    url: str
+    idempotency_key: str
+    payload: dict[str, Any]
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """Customer messages in one channel or one hour."""
+
+    key: str
+    messages: int
+    abusive: int
+    frustrated: int
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    since: datetime
+    until: datetime
+    messages: int
+    abusive: int
+    frustrated: int
+    escalations: dict[str, int] = field(default_factory=dict)  # queue -> conversations
+    channels: tuple[Bucket, ...] = ()  # most messages first
+    hourly: tuple[Bucket, ...] = ()  # key: the hour's ISO start, every hour of the window
+
+
+# ------------------------------------------------------------------ the protocol
+
+
+class Store(Protocol):
+    """Where conversations, messages, feedback and the delivery outbox live."""
+
+    def upgrade(self) -> None:
+        """Bring the schema to the newest migration."""
+
+    def ping(self) -> None:
+        """Write a heartbeat; raise :class:`~filterd.errors.StoreError` if that fails."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+    # messages and conversations
+    def find_messages(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str],
+                                                                       StoredMessage]:
+        """Stored messages among these ``(conversation_id, message_id)`` keys."""
+
+    def snapshots(self, conversation_ids: Sequence[str]) -> dict[str, Snapshot]:
+        """Current state and version of each conversation (absent ones: a fresh snapshot)."""
+
+    def write(self, write: ConversationWrite) -> list[StoredMessage]:
+        """Store messages, state and outbox rows in one transaction (see ConversationWrite)."""
+
+    def transcript(self, conversation_id: str) -> Transcript:
+        """One conversation, its messages in order; NotFoundError if unknown."""
+
+    def conversations(self, query: ConversationQuery) -> list[ConversationSummary]:
+        """Conversations matching the query, most recently updated first."""
+
+    # feedback
+    def add_feedback(self, feedback: FeedbackIn, now: datetime) -> Feedback:
+        """Store a correction; NotFoundError if the message is unknown."""
+
+    def feedback_examples(self) -> Iterator[FeedbackExample]:
+        """The newest correction of every corrected message, oldest message first."""
+
+    # the outbox
+    def claim_deliveries(self, now: datetime, limit: int, lease_seconds: float) -> list[Delivery]:
+        """Take up to ``limit`` due deliveries, hiding them from other workers for the lease."""
+
+    def delivery_succeeded(self, delivery_id: int, now: datetime) -> None: ...
+
+    def delivery_failed(self, delivery_id: int, now: datetime, error: str,
+                        retry_at: datetime | None) -> None:
+        """Record a failed attempt; ``retry_at`` None makes it a dead letter."""
+
+    def dead_letters(self, limit: int) -> list[Delivery]: ...
+
+    def requeue(self, delivery_id: int, now: datetime) -> Delivery:
+        """Make a dead letter due again; NotFoundError / ConflictError if it cannot be."""
+
+    def outbox_depth(self) -> int:
+        """Deliveries not yet delivered nor dead."""
+
+    # stats
+    def stats(self, since: datetime, until: datetime) -> Stats:
+        """Customer-message figures for ``[since, until)``."""

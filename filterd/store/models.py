@@ -1,0 +1,122 @@
+"""The tables, as SQLAlchemy Core metadata (the migrations create them; tests compare the two).
+
+Times are naive UTC. Only masked, PII-redacted text is stored: ``messages.text_masked`` and
+the verdict JSON (which holds ``text_masked`` and span offsets, never the original).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+# Named constraints, so migrations on PostgreSQL and SQLite (batch mode) can refer to them.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+ID_LEN = 200  # conversation, message and sender ids
+NAME_LEN = 64  # channels, queues, categories
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", String(ID_LEN), primary_key=True),
+    Column("channel", String(NAME_LEN), nullable=False),
+    Column("messages", Integer, nullable=False),  # every role; the next message's seq
+    Column("customer_messages", Integer, nullable=False),
+    Column("frustration", Float, nullable=False),
+    Column("strikes", Integer, nullable=False),
+    Column("escalated", String(NAME_LEN), nullable=True),
+    Column("queue", String(NAME_LEN), nullable=True),  # route of the latest customer message
+    Column("category", String(NAME_LEN), nullable=True),  # of the latest customer message
+    Column("version", Integer, nullable=False),  # optimistic concurrency, +1 per write
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False, index=True),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("conversation_id", String(ID_LEN), ForeignKey("conversations.id"), nullable=False),
+    Column("message_id", String(ID_LEN), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("channel", String(NAME_LEN), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("sender_id", String(ID_LEN), nullable=False),
+    Column("text_masked", Text, nullable=False),
+    Column("category", String(NAME_LEN), nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("intensity", Float, nullable=False),
+    Column("flags", JSON, nullable=False),
+    Column("queue", String(NAME_LEN), nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("escalated_here", Boolean, nullable=False),
+    Column("verdict", JSON, nullable=False),
+    Column("state_after", JSON, nullable=False),
+    Column("meta", JSON, nullable=True),
+    Column("sent_at", DateTime, nullable=True),
+    Column("received_at", DateTime, nullable=False, index=True),
+    Column("hour", Integer, nullable=False),  # whole hours since the epoch, for /v1/stats
+    UniqueConstraint("conversation_id", "message_id"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("message_pk", BigId, ForeignKey("messages.id"), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),  # console | alert
+    Column("url", Text, nullable=False),
+    Column("idempotency_key", String(64), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | delivered | dead
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Column("delivered_at", DateTime, nullable=True),
+    Index("ix_outbox_due", "status", "next_attempt_at"),
+)
+
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("message_pk", BigId, ForeignKey("messages.id"), nullable=False, index=True),
+    Column("category", String(NAME_LEN), nullable=False),
+    Column("flags", JSON, nullable=False),
+    Column("note", Text, nullable=True),
+    Column("by", String(ID_LEN), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)
+
+# One row, rewritten by /readyz to prove the store takes writes.
+heartbeat = Table(
+    "heartbeat",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("beat_at", DateTime, nullable=False),
+)

@@ -1,0 +1,413 @@
+"""The SQL store: SQLAlchemy 2 Core on SQLite (WAL, one writer) or PostgreSQL (psycopg 3).
+
+Concurrency: a conversation's state is written with optimistic versioning. ``write`` locks
+the conversation row (``SELECT ... FOR UPDATE`` on PostgreSQL; on SQLite every write is a
+``BEGIN IMMEDIATE`` transaction, so there is one writer at a time), checks the version the
+caller judged against, and inserts the messages, the new state and the outbox rows together.
+Two concurrent messages of one conversation therefore never lose a strike: the loser gets
+:class:`StaleStateError` and re-judges against the winner's state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Engine,
+    Row,
+    case,
+    create_engine,
+    event,
+    exists,
+    func,
+    insert,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.pool import StaticPool
+
+from filterd.errors import ConflictError, NotFoundError, StaleStateError, StoreError
+from filterd.route.conversation import ConversationState
+from filterd.store.base import (
+    Bucket,
+    ConversationQuery,
+    ConversationSummary,
+    ConversationWrite,
+    Delivery,
+    Feedback,
+    FeedbackExample,
+    FeedbackIn,
+    Snapshot,
+    Stats,
+    StoredMessage,
+    Transcript,
+    utcnow,
+)
+from filterd.store.models import conversations, feedback, heartbeat, messages, outbox
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+_WRITE = "filterd_write"  # execution option: this transaction writes
+
+
+def engine_url(url: str) -> str:
+    """``postgresql://`` URLs use psycopg 3 (SQLAlchemy would pick psycopg2)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def epoch_hour(when: datetime) -> int:
+    return int(when.replace(tzinfo=UTC).timestamp()) // 3600
+
+
+def _hour_key(hour: int) -> str:
+    return datetime.fromtimestamp(hour * 3600, UTC).strftime("%Y-%m-%dT%H:00:00Z")
+
+
+def _state(d: Mapping[Any, Any]) -> ConversationState:
+    return ConversationState(
+        customer_messages=int(d["customer_messages"]),
+        frustration=float(d["frustration"]),
+        strikes=int(d["strikes"]),
+        escalated=d.get("escalated"),
+    )
+
+
+def _setup_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we BEGIN ourselves (pysqlite's own is broken)
+        cur = dbapi_conn.cursor()
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON",
+                       "busy_timeout=30000"):
+            cur.execute(f"PRAGMA {pragma}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        # A writer takes the write lock up front, so its reads (version checks) cannot go
+        # stale before its writes; readers stay deferred and run beside it under WAL.
+        write = conn.get_execution_options().get(_WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+class SqlStore:
+    """:class:`filterd.store.base.Store` on a database URL."""
+
+    def __init__(self, url: str) -> None:
+        sa_url = make_url(engine_url(url))
+        self.dialect = sa_url.get_backend_name()
+        if self.dialect == "sqlite":
+            memory = sa_url.database in (None, "", ":memory:")
+            engine = create_engine(
+                sa_url,
+                connect_args={"check_same_thread": False, "timeout": 30},
+                **({"poolclass": StaticPool} if memory else {"pool_size": 8, "max_overflow": 24}),
+            )
+            _setup_sqlite(engine)
+        else:
+            engine = create_engine(sa_url, pool_pre_ping=True, pool_size=8, max_overflow=24)
+        self._engine = engine
+        self._writer = engine.execution_options(**{_WRITE: True})
+
+    @property
+    def url(self) -> str:
+        """The URL with any password hidden (safe to log)."""
+        return self._engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    @contextlib.contextmanager
+    def _tx(self, write: bool = False) -> Iterator[Connection]:
+        try:
+            with (self._writer if write else self._engine).begin() as conn:
+                yield conn
+        except IntegrityError:
+            raise
+        except DBAPIError as e:  # the statement is not echoed: it may hold message data
+            raise StoreError(f"The database failed ({type(e.orig).__name__}) at "
+                             f"{self.url}.") from e
+
+    # ------------------------------------------------------------------ schema
+
+    def upgrade(self) -> None:
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        with self._tx(write=True) as conn:
+            if self.dialect == "postgresql":  # two replicas starting at once: one migrates
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7262917)")
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def ping(self) -> None:
+        now = utcnow()
+        try:
+            with self._tx(write=True) as conn:
+                done = conn.execute(update(heartbeat).where(heartbeat.c.id == 1)
+                                    .values(beat_at=now)).rowcount
+                if not done:
+                    conn.execute(insert(heartbeat).values(id=1, beat_at=now))
+        except IntegrityError:
+            pass  # a concurrent ping inserted the row: the store took a write
+
+    # ------------------------------------------------------------------ messages
+
+    @staticmethod
+    def _message(row: Row[Any]) -> StoredMessage:
+        return StoredMessage(
+            pk=row.id, conversation_id=row.conversation_id, message_id=row.message_id,
+            seq=row.seq, channel=row.channel, role=row.role, sender_id=row.sender_id,
+            verdict=row.verdict, state_after=_state(row.state_after),
+            received_at=row.received_at, sent_at=row.sent_at,
+        )
+
+    @staticmethod
+    def _summary(row: Row[Any]) -> ConversationSummary:
+        return ConversationSummary(
+            id=row.id, channel=row.channel, state=_state(row._mapping), queue=row.queue,
+            category=row.category, messages=row.messages, created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+    def find_messages(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], StoredMessage]:
+        if not keys:
+            return {}
+        key = tuple_(messages.c.conversation_id, messages.c.message_id)
+        with self._tx() as conn:
+            rows = conn.execute(select(messages).where(key.in_(list(set(keys))))).all()
+        return {(r.conversation_id, r.message_id): self._message(r) for r in rows}
+
+    def snapshots(self, conversation_ids: Sequence[str]) -> dict[str, Snapshot]:
+        out = {cid: Snapshot() for cid in conversation_ids}
+        if conversation_ids:
+            with self._tx() as conn:
+                rows = conn.execute(select(conversations).where(
+                    conversations.c.id.in_(list(set(conversation_ids))))).all()
+            for r in rows:
+                out[r.id] = Snapshot(_state(r._mapping), r.version)
+        return out
+
+    def write(self, write: ConversationWrite) -> list[StoredMessage]:
+        w, c = write, conversations.c
+        now = max(m.received_at for m in w.messages)
+        try:
+            with self._tx(write=True) as conn:
+                row = conn.execute(select(c.version, c.messages, c.queue, c.category)
+                                   .where(c.id == w.conversation_id).with_for_update()).first()
+                if row is None:
+                    if w.expected_version != 0:
+                        raise StaleStateError(f"conversation {w.conversation_id!r} vanished")
+                    conn.execute(insert(conversations).values(
+                        id=w.conversation_id, channel=w.channel, messages=0,
+                        customer_messages=0, frustration=0.0, strikes=0, version=0,
+                        created_at=now, updated_at=now))
+                    seq0, queue, category = 0, None, None
+                elif row.version != w.expected_version:
+                    raise StaleStateError(f"conversation {w.conversation_id!r} changed")
+                else:
+                    seq0, queue, category = row.messages, row.queue, row.category
+                values = []
+                for n, m in enumerate(w.messages, seq0 + 1):
+                    v = m.verdict
+                    values.append(dict(
+                        conversation_id=w.conversation_id, message_id=m.message_id, seq=n,
+                        channel=m.channel, role=m.role, sender_id=m.sender_id,
+                        text_masked=v["text_masked"], category=v["category"], level=v["level"],
+                        intensity=v["intensity"], flags=v["flags"], queue=v["route"]["queue"],
+                        priority=v["route"]["priority"], escalated_here=m.escalated_here,
+                        verdict=v, state_after=m.state_after.as_dict(), meta=m.meta,
+                        sent_at=m.sent_at, received_at=m.received_at,
+                        hour=epoch_hour(m.received_at)))
+                    if m.role == "customer":
+                        queue, category = v["route"]["queue"], v["category"]
+                pks = conn.execute(insert(messages).returning(
+                    messages.c.id, sort_by_parameter_order=True), values).scalars().all()
+                st = w.state
+                conn.execute(update(conversations).where(c.id == w.conversation_id).values(
+                    messages=seq0 + len(values), customer_messages=st.customer_messages,
+                    frustration=st.frustration, strikes=st.strikes, escalated=st.escalated,
+                    queue=queue, category=category, version=w.expected_version + 1,
+                    updated_at=now))
+                pk_of = {m.message_id: pk for m, pk in zip(w.messages, pks, strict=True)}
+                if w.deliveries:
+                    conn.execute(insert(outbox), [dict(
+                        message_pk=pk_of[d.message_id], kind=d.kind, url=d.url,
+                        idempotency_key=d.idempotency_key, payload=d.payload, status="pending",
+                        attempts=0, next_attempt_at=now, created_at=now, updated_at=now,
+                    ) for d in w.deliveries])
+        except IntegrityError as e:  # a message id or a new conversation raced us
+            raise StaleStateError(f"conversation {w.conversation_id!r} raced") from e
+        return [StoredMessage(
+            pk=pk, conversation_id=w.conversation_id, message_id=m.message_id, seq=n,
+            channel=m.channel, role=m.role, sender_id=m.sender_id, verdict=m.verdict,
+            state_after=m.state_after, received_at=m.received_at, sent_at=m.sent_at,
+        ) for n, (m, pk) in enumerate(zip(w.messages, pks, strict=True), seq0 + 1)]
+
+    def transcript(self, conversation_id: str) -> Transcript:
+        with self._tx() as conn:
+            row = conn.execute(select(conversations)
+                               .where(conversations.c.id == conversation_id)).first()
+            if row is None:
+                raise NotFoundError("conversation", conversation_id)
+            rows = conn.execute(select(messages).where(
+                messages.c.conversation_id == conversation_id).order_by(messages.c.seq)).all()
+        return Transcript(self._summary(row), tuple(self._message(r) for r in rows))
+
+    def conversations(self, query: ConversationQuery) -> list[ConversationSummary]:
+        c = conversations.c
+        stmt = select(conversations)
+        if query.queue:
+            stmt = stmt.where(c.queue == query.queue)
+        if query.category:
+            stmt = stmt.where(exists().where(
+                messages.c.conversation_id == c.id, messages.c.role == "customer",
+                messages.c.category == query.category))
+        if query.since:
+            stmt = stmt.where(c.updated_at >= query.since)
+        stmt = stmt.order_by(c.updated_at.desc(), c.id.desc()).limit(query.limit)
+        with self._tx() as conn:
+            return [self._summary(r) for r in conn.execute(stmt).all()]
+
+    # ------------------------------------------------------------------ feedback
+
+    def add_feedback(self, fb: FeedbackIn, now: datetime) -> Feedback:
+        m = messages.c
+        with self._tx(write=True) as conn:
+            pk = conn.execute(select(m.id).where(
+                m.conversation_id == fb.conversation_id, m.message_id == fb.message_id)).scalar()
+            if pk is None:
+                raise NotFoundError("message", f"{fb.conversation_id}/{fb.message_id}")
+            fid = conn.execute(insert(feedback).returning(feedback.c.id).values(
+                message_pk=pk, category=fb.category, flags=list(fb.flags), note=fb.note,
+                by=fb.by, created_at=now)).scalar_one()
+        return Feedback(fid, fb.conversation_id, fb.message_id, fb.category, fb.flags, fb.by,
+                        fb.note, now)
+
+    def feedback_examples(self) -> Iterator[FeedbackExample]:
+        stmt = (select(feedback.c.message_pk, feedback.c.category, feedback.c.flags,
+                       messages.c.text_masked)
+                .join(messages, messages.c.id == feedback.c.message_pk)
+                .order_by(feedback.c.id))
+        newest: dict[int, FeedbackExample] = {}
+        with self._tx() as conn:
+            for r in conn.execute(stmt):
+                newest[r.message_pk] = FeedbackExample(r.text_masked, r.category,
+                                                       tuple(r.flags))
+        for pk in sorted(newest):
+            yield newest[pk]
+
+    # ------------------------------------------------------------------ outbox
+
+    _delivery_cols = (outbox, messages.c.conversation_id, messages.c.message_id)
+
+    @staticmethod
+    def _delivery(r: Row[Any]) -> Delivery:
+        return Delivery(
+            id=r.id, conversation_id=r.conversation_id, message_id=r.message_id, kind=r.kind,
+            url=r.url, idempotency_key=r.idempotency_key, payload=r.payload, status=r.status,
+            attempts=r.attempts, next_attempt_at=r.next_attempt_at, last_error=r.last_error,
+            created_at=r.created_at, updated_at=r.updated_at,
+        )
+
+    def _deliveries(self) -> Any:
+        return select(*self._delivery_cols).join(messages, messages.c.id == outbox.c.message_pk)
+
+    def claim_deliveries(self, now: datetime, limit: int, lease_seconds: float) -> list[Delivery]:
+        o = outbox.c
+        with self._tx(write=True) as conn:
+            rows = conn.execute(
+                self._deliveries().where(o.status == "pending", o.next_attempt_at <= now)
+                .order_by(o.next_attempt_at, o.id).limit(limit)
+                .with_for_update(skip_locked=True, of=outbox)).all()
+            if rows:
+                conn.execute(update(outbox).where(o.id.in_([r.id for r in rows])).values(
+                    next_attempt_at=now + timedelta(seconds=lease_seconds), updated_at=now))
+        return [self._delivery(r) for r in rows]
+
+    def delivery_succeeded(self, delivery_id: int, now: datetime) -> None:
+        with self._tx(write=True) as conn:
+            conn.execute(update(outbox).where(outbox.c.id == delivery_id).values(
+                status="delivered", attempts=outbox.c.attempts + 1, delivered_at=now,
+                updated_at=now, last_error=None))
+
+    def delivery_failed(self, delivery_id: int, now: datetime, error: str,
+                        retry_at: datetime | None) -> None:
+        values: dict[str, Any] = dict(attempts=outbox.c.attempts + 1, last_error=error[:500],
+                                      updated_at=now)
+        if retry_at is None:
+            values["status"] = "dead"
+        else:
+            values["next_attempt_at"] = retry_at
+        with self._tx(write=True) as conn:
+            conn.execute(update(outbox).where(outbox.c.id == delivery_id).values(**values))
+
+    def dead_letters(self, limit: int) -> list[Delivery]:
+        stmt = (self._deliveries().where(outbox.c.status == "dead")
+                .order_by(outbox.c.updated_at.desc(), outbox.c.id.desc()).limit(limit))
+        with self._tx() as conn:
+            return [self._delivery(r) for r in conn.execute(stmt).all()]
+
+    def requeue(self, delivery_id: int, now: datetime) -> Delivery:
+        o = outbox.c
+        with self._tx(write=True) as conn:
+            row = conn.execute(self._deliveries().where(o.id == delivery_id)
+                               .with_for_update(of=outbox)).first()
+            if row is None:
+                raise NotFoundError("delivery", delivery_id)
+            if row.status != "dead":
+                raise ConflictError(f"Delivery {delivery_id} is {row.status}; only dead "
+                                    "letters can be retried.")
+            conn.execute(update(outbox).where(o.id == delivery_id).values(
+                status="pending", attempts=0, next_attempt_at=now, updated_at=now))
+            row = conn.execute(self._deliveries().where(o.id == delivery_id)).one()
+        return self._delivery(row)
+
+    def outbox_depth(self) -> int:
+        with self._tx() as conn:
+            return int(conn.execute(select(func.count()).select_from(outbox)
+                                    .where(outbox.c.status == "pending")).scalar_one())
+
+    # ------------------------------------------------------------------ stats
+
+    def stats(self, since: datetime, until: datetime) -> Stats:
+        m = messages.c
+        window = (m.role == "customer", m.received_at >= since, m.received_at < until)
+        n = func.count().label("n")
+        ab = func.coalesce(func.sum(case((m.category == "abusive", 1), else_=0)), 0).label("ab")
+        fr = func.coalesce(func.sum(case((m.category == "frustrated", 1), else_=0)),
+                           0).label("fr")
+        with self._tx() as conn:
+            total = conn.execute(select(n, ab, fr).where(*window)).one()
+            esc = conn.execute(select(m.queue, n).where(*window, m.escalated_here.is_(True))
+                               .group_by(m.queue)).all()
+            chans = conn.execute(select(m.channel, n, ab, fr).where(*window)
+                                 .group_by(m.channel).order_by(n.desc(), m.channel)
+                                 .limit(10)).all()
+            hours = {r.hour: r for r in conn.execute(
+                select(m.hour, n, ab, fr).where(*window).group_by(m.hour)).all()}
+        first, last = epoch_hour(since), epoch_hour(until - timedelta(microseconds=1))
+        hourly = []
+        for h in range(first, last + 1):
+            r = hours.get(h)
+            hourly.append(Bucket(_hour_key(h), r.n, int(r.ab), int(r.fr)) if r is not None
+                          else Bucket(_hour_key(h), 0, 0, 0))
+        return Stats(
+            since=since, until=until, messages=total.n, abusive=int(total.ab),
+            frustrated=int(total.fr), escalations={r.queue: r.n for r in esc},
+            channels=tuple(Bucket(r.channel, r.n, int(r.ab), int(r.fr)) for r in chans),
+            hourly=tuple(hourly),
+        )

@@ -1,0 +1,214 @@
+"""The SQL store, on a SQLite file and on a real PostgreSQL (see the ``store`` fixture)."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import text
+
+from filterd.config import load_settings
+from filterd.errors import ConflictError, NotFoundError, StaleStateError
+from filterd.ingest import Incoming, Ingestor
+from filterd.metrics import Metrics
+from filterd.route.conversation import ConversationState
+from filterd.store.base import (
+    ConversationQuery,
+    ConversationWrite,
+    FeedbackIn,
+    NewDelivery,
+    NewMessage,
+    utcnow,
+)
+from filterd.store.models import metadata
+from filterd.store.sql import SqlStore, engine_url
+
+
+def _verdict(mid: str, category: str = "neutral", queue: str = "standard") -> dict:  # type: ignore[type-arg]
+    return {"id": mid, "category": category, "scores": {}, "flags": [], "flag_scores": {},
+            "intensity": 0.1, "level": 0, "text_masked": f"text of {mid}", "spans": [],
+            "route": {"queue": queue, "priority": 3, "actions": [], "reason": "neutral"}}
+
+
+def _write(cid: str, mids: list[str], version: int = 0, category: str = "neutral",
+           queue: str = "standard", deliveries: tuple[NewDelivery, ...] = ()) -> ConversationWrite:
+    now = utcnow()
+    state = ConversationState(customer_messages=len(mids))
+    msgs = tuple(NewMessage(message_id=m, channel="chat", role="customer", sender_id="u",
+                            verdict=_verdict(m, category, queue), state_after=state,
+                            escalated_here=False, received_at=now) for m in mids)
+    return ConversationWrite(cid, "chat", version, msgs, state, deliveries)
+
+
+def _ingestor(store: SqlStore, keyword_filter, **settings) -> Ingestor:  # type: ignore[no-untyped-def]
+    return Ingestor(keyword_filter, store, load_settings(**settings), Metrics())
+
+
+def _incoming(cid: str, mid: str, text: str, role: str = "customer") -> Incoming:
+    return Incoming(cid, mid, "chat", role, "u1", text)  # type: ignore[arg-type]
+
+
+def test_postgres_urls_use_psycopg3() -> None:
+    assert engine_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert engine_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert engine_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_migrations_build_exactly_the_models(store: SqlStore) -> None:
+    store.upgrade()  # a second upgrade is a no-op
+    with store._engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}),
+                                metadata)
+        version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    assert diff == []
+    assert version == "0001"
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    s = SqlStore(f"sqlite:///{tmp_path}/w.db")
+    s.upgrade()
+    with s._engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    s.close()
+
+
+def test_write_then_read_back(store: SqlStore) -> None:
+    [a, b] = store.write(_write("c1", ["m1", "m2"]))
+    assert (a.seq, b.seq) == (1, 2)
+    snap = store.snapshots(["c1", "nope"])
+    assert snap["c1"].version == 1 and snap["c1"].state.customer_messages == 2
+    assert snap["nope"].version == 0
+    found = store.find_messages([("c1", "m1"), ("c1", "zz")])
+    assert list(found) == [("c1", "m1")] and found[("c1", "m1")].verdict["id"] == "m1"
+    t = store.transcript("c1")
+    assert [m.message_id for m in t.messages] == ["m1", "m2"]
+    assert t.conversation.messages == 2
+    with pytest.raises(NotFoundError) as e:
+        store.transcript("nope")
+    assert e.value.code == "conversation_not_found"
+
+
+def test_a_stale_version_or_a_stored_id_is_refused(store: SqlStore) -> None:
+    store.write(_write("c1", ["m1"]))
+    with pytest.raises(StaleStateError):  # judged against version 0, but it is 1 now
+        store.write(_write("c1", ["m2"], version=0))
+    with pytest.raises(StaleStateError):  # the same message id again
+        store.write(_write("c1", ["m1"], version=1))
+    store.write(_write("c1", ["m2"], version=1))
+    assert store.snapshots(["c1"])["c1"].version == 2
+
+
+def test_concurrent_messages_never_lose_a_strike(store: SqlStore, keyword_filter) -> None:  # type: ignore[no-untyped-def]
+    ing = _ingestor(store, keyword_filter)
+    n = 16
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: ing.ingest([_incoming("c1", f"m{i}", "you idiot")]), range(n)))
+    state = store.snapshots(["c1"])["c1"].state
+    assert (state.customer_messages, state.strikes) == (n, n)
+    t = store.transcript("c1")
+    assert sorted(m.seq for m in t.messages) == list(range(1, n + 1))
+    # every stored state is the one its message left: strikes count up 1..n by seq
+    assert [m.state_after.strikes for m in t.messages] == list(range(1, n + 1))
+
+
+def test_concurrent_retries_store_one_message(store: SqlStore, keyword_filter) -> None:  # type: ignore[no-untyped-def]
+    ing = _ingestor(store, keyword_filter)
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(lambda _: ing.ingest([_incoming("c1", "m1", "you idiot")])[0],
+                                 range(12)))
+    assert sum(not o.replayed for o in outcomes) == 1
+    assert len({o.message.pk for o in outcomes}) == 1
+    assert store.snapshots(["c1"])["c1"].state.strikes == 1
+
+
+def test_conversation_queries(store: SqlStore) -> None:
+    store.write(_write("calm", ["m1"]))
+    store.write(_write("angry", ["m1"], category="abusive", queue="abuse_review"))
+    store.write(_write("later", ["m1"], category="frustrated", queue="priority"))
+    newest = [c.id for c in store.conversations(ConversationQuery())]
+    assert newest == ["later", "angry", "calm"]
+    assert [c.id for c in store.conversations(ConversationQuery(queue="abuse_review"))] == [
+        "angry"]
+    assert [c.id for c in store.conversations(ConversationQuery(category="frustrated"))] == [
+        "later"]
+    assert [c.id for c in store.conversations(ConversationQuery(limit=1))] == ["later"]
+    future = utcnow() + timedelta(hours=1)
+    assert store.conversations(ConversationQuery(since=future)) == []
+
+
+def test_feedback_newest_correction_per_message(store: SqlStore) -> None:
+    store.write(_write("c1", ["m1", "m2"]))
+    now = utcnow()
+    store.add_feedback(FeedbackIn("c1", "m1", "frustrated", (), "a1"), now)
+    store.add_feedback(FeedbackIn("c1", "m1", "abusive", ("insult",), "a2", "second look"), now)
+    store.add_feedback(FeedbackIn("c1", "m2", "neutral", (), "a1"), now)
+    got = list(store.feedback_examples())
+    assert [(e.text, e.category, e.flags) for e in got] == [
+        ("text of m1", "abusive", ("insult",)), ("text of m2", "neutral", ())]
+    with pytest.raises(NotFoundError) as e:
+        store.add_feedback(FeedbackIn("c1", "nope", "neutral", (), "a1"), now)
+    assert e.value.code == "message_not_found"
+
+
+def test_outbox_claims_leases_failures_and_dead_letters(store: SqlStore) -> None:
+    d = NewDelivery("m1", "console", "http://console.test/hook", "k1", {"event": "message"})
+    store.write(_write("c1", ["m1"], deliveries=(d,)))
+    now = utcnow() + timedelta(seconds=1)
+    assert store.outbox_depth() == 1
+    [claimed] = store.claim_deliveries(now, 10, lease_seconds=30)
+    assert (claimed.message_id, claimed.idempotency_key, claimed.attempts) == ("m1", "k1", 0)
+    assert store.claim_deliveries(now, 10, 30) == []  # leased to the first claimer
+    later = now + timedelta(seconds=31)
+    [again] = store.claim_deliveries(later, 10, 30)  # the lease ran out: claimable again
+    store.delivery_failed(again.id, later, "HTTP 503", retry_at=later + timedelta(seconds=5))
+    assert store.claim_deliveries(later + timedelta(seconds=4), 10, 30) == []
+    [third] = store.claim_deliveries(later + timedelta(seconds=5), 10, 30)
+    assert third.attempts == 1
+    store.delivery_failed(third.id, later, "HTTP 503", retry_at=None)
+    [dead] = store.dead_letters(10)
+    assert (dead.status, dead.attempts, dead.last_error) == ("dead", 2, "HTTP 503")
+    assert store.outbox_depth() == 0
+    requeued = store.requeue(dead.id, later)
+    assert (requeued.status, requeued.attempts) == ("pending", 0)
+    with pytest.raises(ConflictError):
+        store.requeue(dead.id, later)  # pending, not dead
+    with pytest.raises(NotFoundError):
+        store.requeue(999_999, later)
+    [last] = store.claim_deliveries(later, 10, 30)
+    store.delivery_succeeded(last.id, later)
+    assert store.outbox_depth() == 0 and store.dead_letters(10) == []
+
+
+def test_stats_counts_customer_messages_in_the_window(store: SqlStore, keyword_filter) -> None:  # type: ignore[no-untyped-def]
+    ing = _ingestor(store, keyword_filter)
+    ing.ingest([_incoming("c1", "m1", "hello"), _incoming("c1", "m2", "you idiot"),
+                _incoming("c1", "m3", "you moron"), _incoming("c1", "m4", "still waiting"),
+                _incoming("c1", "a1", "you idiot", role="agent")], batch=True)
+    until = utcnow() + timedelta(seconds=1)
+    s = store.stats(until - timedelta(hours=24), until)
+    assert (s.messages, s.abusive, s.frustrated) == (4, 2, 1)
+    assert s.escalations == {"abuse_review": 1}
+    assert [(b.key, b.messages) for b in s.channels] == [("chat", 4)]
+    assert len(s.hourly) in (24, 25) and sum(b.messages for b in s.hourly) == 4
+    assert store.stats(until, until + timedelta(hours=1)).messages == 0
+
+
+def test_only_masked_text_reaches_the_database(store: SqlStore, keyword_filter) -> None:  # type: ignore[no-untyped-def]
+    ing = _ingestor(store, keyword_filter)
+    raw = "you fucking idiot, call me on +1 415 555 0132 or mail jo.doe@example.com"
+    ing.ingest([_incoming("c1", "m1", raw)])
+    dump = []
+    with store._engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            dump += [str(tuple(r)) for r in conn.execute(table.select())]
+    everything = "\n".join(dump)
+    for secret in ("fucking", "idiot", "555 0132", "jo.doe@example.com"):
+        assert secret not in everything
+
+
+def test_ping_writes_a_heartbeat(store: SqlStore) -> None:
+    store.ping()
+    store.ping()

@@ -232,8 +232,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not args.no_baselines:
         predictors.update(evaluate.BASELINES)
     report = evaluate.evaluate(predictors, sets)
+    abusive_valid = [t for t, g in zip(sets["valid"][0], sets["valid"][1], strict=True)
+                     if g == "abusive"]
+    report["obfuscation"] = evaluate.obfuscation_check(filter_, abusive_valid)
     evaluate.save_report(report, Path(args.out))
-    print(evaluate.format_table(report))
+    print(evaluate.format_table({k: v for k, v in report.items() if k != "obfuscation"}))
+    if report["obfuscation"]["n"]:
+        print("abusive recall by obfuscation:", {k: v["abusive_recall"] for k, v in
+                                                report["obfuscation"].items() if k != "n"})
     print(f"full report: {args.out}", file=sys.stderr)
     return 0
 

@@ -185,11 +185,9 @@ class Filter:
         fs["pii"] = 1.0 if any(k.startswith("pii:") for k in kinds) else 0.0
 
         scores = dict(out.scores)
-        category: Category
-        if scores["abusive"] >= th.abusive:
-            category = "abusive"
-        else:
-            category = self._calm_category(scores)
+        category: Category = (
+            "abusive" if scores["abusive"] >= th.abusive else self._calm_category(scores)
+        )
 
         flags: set[str] = set()
         if fs["self_harm"] >= th.self_harm:

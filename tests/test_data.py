@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from filterd.classify import data, rules
+from filterd.classify import data, rules, sources
 from filterd.errors import DataError
 
 from .conftest import SHARED_DATA
@@ -43,7 +43,7 @@ def test_aimed_abuse_rule(text: str, aimed: bool) -> None:
     ],
 )
 def test_support_query_rule(text: str, category: str) -> None:
-    assert data._support_query(text, "banking77").category == category
+    assert sources._support_query(text, "banking77").category == category
 
 
 def test_unknown_source_is_a_clear_error(tmp_path: Path) -> None:
@@ -57,7 +57,7 @@ def test_missing_data_dir_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_team_data_is_valid() -> None:
-    rows = list(data.team(Path("."), __import__("random").Random(0)))
+    rows = list(sources.team(Path("."), __import__("random").Random(0)))
     assert len(rows) > 1000
     assert {r.category for r in rows} == {"neutral", "frustrated", "abusive"}
     # self-harm is never abuse, in the team's labels too

@@ -206,6 +206,8 @@ def obfuscation_check(filter_: Any, texts: Sequence[str]) -> dict[str, Any]:
     rows = [(t, lex.find(t)) for t in texts]
     rows = [(t, sp) for t, sp in rows if sp]
     out: dict[str, Any] = {"n": len(rows)}
+    if not rows:
+        return out
     variants: dict[str, list[str]] = {"plain": [t for t, _ in rows]}
     for name, fn in OBFUSCATIONS.items():
         vs = []

@@ -9,10 +9,12 @@ verdict a line in input order, as INTERFACE.md specifies. A bad line yields
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -133,10 +135,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from filterd.api.app import create_app
 
     settings = _service_settings(args)
-    app = create_app(settings)
-    uvicorn.run(app, host=settings.host, port=settings.port,
-                log_level="info" if args.verbose else "warning",
-                access_log=args.access_log, lifespan="on")
+    opts: dict[str, Any] = dict(host=settings.host, port=settings.port,
+                                log_level="info" if args.verbose else "warning",
+                                access_log=args.access_log, lifespan="on")
+    if args.workers == 1:
+        uvicorn.run(create_app(settings), **opts)
+        return 0
+    from filterd.originals import sealer_from_settings
+
+    sealer_from_settings(settings)  # fail here, once, rather than in every worker
+    # Each worker builds its own app from the environment: pass the command line down.
+    if args.database_url:
+        os.environ["FILTERD_DATABASE_URL"] = args.database_url
+    with contextlib.ExitStack() as stack:
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # one /metrics over all workers
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="filterd-metrics-"))
+        uvicorn.run("filterd.api.app:create_app_from_env", factory=True,
+                    workers=args.workers, **opts)
     return 0
 
 
@@ -244,6 +260,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(value: str) -> int:
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="filterd", description=__doc__.split("\n")[0])
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -260,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, help="listen port (FILTERD_PORT, default 8080)")
     s.add_argument("--database-url", help="FILTERD_DATABASE_URL (default sqlite:///filterd.db)")
     s.add_argument("--access-log", action="store_true", help="log every request line")
+    s.add_argument("--workers", type=_positive, default=1,
+                   help="uvicorn worker processes (default 1; >1 sets up Prometheus "
+                        "multiprocess metrics in a temporary PROMETHEUS_MULTIPROC_DIR)")
     s.set_defaults(func=cmd_serve)
 
     db = sub.add_parser("db", help="the service database").add_subparsers(dest="db_cmd",

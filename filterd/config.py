@@ -8,10 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, HttpUrl, ValidationError
+from pydantic import Field, HttpUrl, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from filterd.errors import ConfigError
+
+ApiRole = Literal["ingest", "agent", "supervisor", "admin"]
+_SECRETS = frozenset({"api_keys", "originals_key"})  # never echoed in an error message
 
 
 class Settings(BaseSettings):
@@ -50,6 +53,20 @@ class Settings(BaseSettings):
     delivery_poll_seconds: float = Field(2.0, gt=0)  # how often the worker looks for due work
     delivery_batch: int = Field(50, ge=1)  # deliveries claimed (and sent concurrently) at once
 
+    # ---- access (interim: a plain key -> role map until hashed API keys replace it)
+    api_keys: dict[str, ApiRole] = Field(default_factory=dict, repr=False)  # none: open
+    # ---- originals: the unmasked text, Fernet-encrypted at rest, read by supervisors only
+    store_originals: bool = False
+    originals_key: SecretStr | None = None  # a Fernet key (Fernet.generate_key())
+
+    @field_validator("api_keys")
+    @classmethod
+    def _long_keys(cls, v: dict[str, ApiRole]) -> dict[str, ApiRole]:
+        if any(len(key) < 16 for key in v):
+            raise ValueError("every API key must be at least 16 characters (use e.g. "
+                             "python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+        return v
+
     @property
     def webhooks_configured(self) -> bool:
         return bool(self.console_webhook_url or self.console_webhook_urls
@@ -62,7 +79,8 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as e:
         first = e.errors()[0]
-        key = ".".join(str(x) for x in first["loc"])
-        raise ConfigError(
-            f"Setting 'FILTERD_{key.upper()}' has value {first.get('input')!r}. {first['msg']}."
-        ) from e
+        name = str(first["loc"][0]) if first["loc"] else ""
+        key = name if name in _SECRETS else ".".join(str(x) for x in first["loc"])
+        value = "<hidden>" if name in _SECRETS else repr(first.get("input"))
+        raise ConfigError(f"Setting 'FILTERD_{key.upper()}' has value {value}. {first['msg']}."
+                          ) from e

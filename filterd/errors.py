@@ -12,7 +12,9 @@
     ├── NotFoundError       an unknown conversation, message or delivery
     ├── ConflictError       the request clashes with the stored state
     │   └── StaleStateError     a conversation changed between read and write (retried inside)
-    └── StoreError          the database cannot be reached or written
+    ├── StoreError          the database cannot be reached or written
+    ├── AuthError           no API key, or one that FILTERD_API_KEYS does not list
+    └── ForbiddenError      the caller's role may not do this
 
 The HTTP mapping of this tree lives in one place: ``filterd/api/errors.py``.
 """
@@ -65,3 +67,11 @@ class StaleStateError(ConflictError):
 
 class StoreError(FilterdError):
     """The database cannot be reached or written."""
+
+
+class AuthError(FilterdError):
+    """The request carries no API key, or one the service does not know."""
+
+
+class ForbiddenError(FilterdError):
+    """The caller is known, but its role may not do what it asked."""

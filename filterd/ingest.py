@@ -13,6 +13,10 @@ One request (a single message is a batch of one) flows like this:
    between, the write is refused and those messages go round again from step 2, so
    concurrent messages never lose a strike and concurrent retries never double-count.
 
+With a :class:`~filterd.originals.Sealer` (``FILTERD_STORE_ORIGINALS``), each message's
+original text is encrypted here and written in the same transaction as the message; the
+store never sees the plaintext.
+
 Agent and bot messages are judged (so their text is masked the same way) and stored, but
 they leave the conversation state as it was, are not routed and are not delivered.
 """
@@ -38,6 +42,7 @@ from filterd.errors import (
     TextTooLongError,
 )
 from filterd.metrics import Metrics
+from filterd.originals import Sealer
 from filterd.pipeline import Filter, validate_text
 from filterd.route.conversation import ConversationState
 from filterd.store.base import (
@@ -117,6 +122,7 @@ class Ingestor:
         *,
         on_delivery: Callable[[], None] | None = None,
         clock: Callable[[], datetime] = utcnow,
+        sealer: Sealer | None = None,
     ) -> None:
         self.filter = filter
         self.store = store
@@ -124,6 +130,7 @@ class Ingestor:
         self.metrics = metrics
         self.on_delivery = on_delivery
         self.clock = clock
+        self.sealer = sealer  # None: originals are not kept
         # Filter.judge reports its stage timings on the instance: one judge at a time keeps
         # them paired with their call. Database work runs outside the lock.
         self._judge_lock = threading.Lock()
@@ -237,11 +244,13 @@ class Ingestor:
         for j in rows:
             verdict = j.verdict.as_dict()
             escalated_here = j.before.escalated is None and j.after.escalated is not None
+            sealed = (self.sealer.seal(cid, j.item.message_id, j.item.text)
+                      if self.sealer is not None else None)
             messages.append(NewMessage(
                 message_id=j.item.message_id, channel=j.item.channel, role=j.item.role,
                 sender_id=j.item.sender_id, verdict=verdict, state_after=j.after,
                 escalated_here=escalated_here, received_at=now, sent_at=j.item.sent_at,
-                meta=j.item.meta))
+                meta=j.item.meta, sealed_original=sealed))
             if j.item.role == "customer":
                 deliveries.extend(self._deliveries(j, verdict))
         write = ConversationWrite(

@@ -1,15 +1,22 @@
 """Every Prometheus collector filterd exports, defined once.
 
 One :class:`Metrics` per app, on its own registry (two apps in one process, as in tests,
-never collide). Labels are bounded: categories, queues, levels, flags, span kinds, webhook
+never collide). With several worker processes (``filterd serve --workers N``), set
+``PROMETHEUS_MULTIPROC_DIR`` to an empty folder before the workers start: prometheus-client
+then keeps every value in files there, and :meth:`Metrics.render` aggregates all workers'
+files with a ``MultiProcessCollector`` on a fresh registry, as prometheus-client documents.
+
+Labels are bounded: categories, queues, levels, flags, span kinds, webhook
 kinds and stages are fixed sets; ``channel`` is the caller's channel name (keep them few).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from filterd.types import Verdict
 
@@ -21,6 +28,9 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = r = registry or CollectorRegistry()
+        # prometheus-client picks its file-backed values from this variable at import time;
+        # read here once, at start-up, to render the same way.
+        self.multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
         self.messages = Counter(
             "filterd_messages", "Messages judged and stored (replays not counted).",
             ["channel", "role", "category", "queue", "level"], registry=r)
@@ -43,8 +53,10 @@ class Metrics:
         self.dead_letters = Counter("filterd_dead_letters",
                                     "Deliveries given up after the last attempt.", ["kind"],
                                     registry=r)
+        # Every worker measures the same table at scrape time: the latest measurement wins.
         self.outbox_depth = Gauge("filterd_outbox_depth",
-                                  "Deliveries waiting to be delivered.", registry=r)
+                                  "Deliveries waiting to be delivered.", registry=r,
+                                  multiprocess_mode="mostrecent")
         self.stage_seconds = Histogram("filterd_stage_seconds",
                                        "Pipeline time per judge call, by stage.", ["stage"],
                                        buckets=_LATENCY, registry=r)
@@ -70,4 +82,9 @@ class Metrics:
             self.escalations.labels(escalated_to).inc()
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        """The text exposition: this app's registry, or every worker's in multiprocess mode."""
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -91,3 +92,27 @@ def test_installed_entry_point_runs(tmp_path: Path) -> None:
     [v] = _lines(p.stdout)
     assert v["id"] == "x" and "pii" in v["flags"] and "555-0132" not in v["text_masked"]
     assert "Traceback" not in p.stderr
+
+
+def test_serve_workers_use_the_app_factory_and_a_metrics_dir(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import uvicorn
+
+    seen: dict[str, object] = {}
+
+    def fake_run(app: object, **kw: object) -> None:
+        mp = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+        seen.update(app=app, dir=mp, dir_existed=Path(mp).is_dir(), **kw)
+
+    db = f"sqlite:///{tmp_path}/w.db"
+    # set (and so restored by monkeypatch), empty: the command makes a temporary one
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")
+    monkeypatch.setenv("FILTERD_DATABASE_URL", "sqlite:///elsewhere.db")
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    assert main(["serve", "--workers", "3", "--database-url", db]) == 0
+    assert seen["app"] == "filterd.api.app:create_app_from_env"
+    assert (seen["factory"], seen["workers"], seen["dir_existed"]) == (True, 3, True)
+    assert os.environ["FILTERD_DATABASE_URL"] == db  # what every worker reads
+    assert not Path(str(seen["dir"])).exists()  # removed when the server stops
+    with pytest.raises(SystemExit):
+        main(["serve", "--workers", "0"])

@@ -16,6 +16,7 @@ from filterd.ingest import Incoming, Ingestor
 from filterd.metrics import Metrics
 from filterd.route.conversation import ConversationState
 from filterd.store.base import (
+    AuditEntry,
     ConversationQuery,
     ConversationWrite,
     FeedbackIn,
@@ -34,12 +35,14 @@ def _verdict(mid: str, category: str = "neutral", queue: str = "standard") -> di
 
 
 def _write(cid: str, mids: list[str], version: int = 0, category: str = "neutral",
-           queue: str = "standard", deliveries: tuple[NewDelivery, ...] = ()) -> ConversationWrite:
+           queue: str = "standard", deliveries: tuple[NewDelivery, ...] = (),
+           sealed: str | None = None) -> ConversationWrite:
     now = utcnow()
     state = ConversationState(customer_messages=len(mids))
     msgs = tuple(NewMessage(message_id=m, channel="chat", role="customer", sender_id="u",
                             verdict=_verdict(m, category, queue), state_after=state,
-                            escalated_here=False, received_at=now) for m in mids)
+                            escalated_here=False, received_at=now, sealed_original=sealed)
+                 for m in mids)
     return ConversationWrite(cid, "chat", version, msgs, state, deliveries)
 
 
@@ -64,7 +67,55 @@ def test_migrations_build_exactly_the_models(store: SqlStore) -> None:
                                 metadata)
         version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
     assert diff == []
-    assert version == "0001"
+    assert version == "0002"
+
+
+def test_migration_0002_upgrades_a_0001_database_and_back(db_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from filterd.store.sql import MIGRATIONS
+
+    s = SqlStore(db_url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+
+    def migrate(step: str, to: str) -> None:
+        with s._writer.begin() as conn:
+            cfg.attributes["connection"] = conn
+            getattr(command, step)(cfg, to)
+
+    migrate("upgrade", "0001")
+    s.write(_write("c1", ["m1"]))  # data written before 0002 survives it
+    migrate("upgrade", "head")
+    assert s.sealed_original("c1", "m1") is None
+    s.write(_write("c1", ["m2"], version=1, sealed="token-of-m2"))
+    assert s.sealed_original("c1", "m2") == "token-of-m2"
+    migrate("downgrade", "0001")
+    with s._engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert conn.execute(text("SELECT count(*) FROM messages")).scalar() == 2
+    migrate("upgrade", "head")
+    s.close()
+
+
+def test_originals_and_audit_entries(store: SqlStore) -> None:
+    store.write(_write("c1", ["m1", "m2"], sealed="tok"))
+    assert store.sealed_original("c1", "m1") == "tok"
+    with pytest.raises(NotFoundError):
+        store.sealed_original("c1", "nope")
+    with pytest.raises(StaleStateError):  # the whole write is one transaction
+        store.write(_write("c1", ["m3", "m1"], version=1, sealed="tok"))
+    with pytest.raises(NotFoundError):
+        store.sealed_original("c1", "m3")
+    now = utcnow()
+    first = store.audit(AuditEntry("key-1", "agent", "read_original", "c1", "m1", "denied", now))
+    store.audit(AuditEntry("key-2", "supervisor", "read_original", "c2", "m1", "granted", now))
+    assert first.id is not None
+    got = store.audit_entries(10)
+    assert [(e.who, e.outcome) for e in got] == [("key-2", "granted"), ("key-1", "denied")]
+    assert [e.who for e in store.audit_entries(10, conversation_id="c1")] == ["key-1"]
+    assert len(store.audit_entries(1)) == 1
 
 
 def test_sqlite_runs_in_wal_mode(tmp_path) -> None:  # type: ignore[no-untyped-def]

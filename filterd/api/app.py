@@ -23,6 +23,7 @@ from filterd.api.routes import ROUTERS
 from filterd.config import Settings, load_settings
 from filterd.ingest import Ingestor
 from filterd.metrics import Metrics
+from filterd.originals import sealer_from_settings
 from filterd.outbox import Deliverer
 from filterd.pipeline import Filter
 from filterd.store.base import Store
@@ -42,16 +43,21 @@ def create_app(
     ``FILTERD_DATABASE_URL``; a store passed in is not closed at shut-down. ``transport``
     replaces the webhook client's network (tests pass an ``httpx.MockTransport``)."""
     settings = settings or load_settings()
+    sealer = sealer_from_settings(settings)  # a bad FILTERD_ORIGINALS_KEY fails here
     own_store = store is None
     if store is None:
         sql = SqlStore(settings.database_url)
         log.info("store: %s", sql.url)
         store = sql
+    if not settings.api_keys:
+        log.warning("no FILTERD_API_KEYS: the API is open to any caller (originals and the "
+                    "audit log stay closed)")
     filter = filter or Filter(settings)
     metrics = Metrics()
     deliverer = Deliverer(store, settings, metrics, transport=transport)
-    ingestor = Ingestor(filter, store, settings, metrics, on_delivery=deliverer.wake)
-    services = Services(settings, filter, store, ingestor, metrics, deliverer)
+    ingestor = Ingestor(filter, store, settings, metrics, on_delivery=deliverer.wake,
+                        sealer=sealer if settings.store_originals else None)
+    services = Services(settings, filter, store, ingestor, metrics, deliverer, sealer)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -73,3 +79,9 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
     return app
+
+
+def create_app_from_env() -> FastAPI:
+    """The app from ``FILTERD_*`` environment variables: the factory each uvicorn worker
+    imports (``filterd.api.app:create_app_from_env``, ``factory=True``)."""
+    return create_app(load_settings())

@@ -6,25 +6,36 @@ Everything lives in one :class:`Services` built by ``create_app`` and kept on
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Annotated, cast
+import hashlib
+import hmac
+from dataclasses import dataclass
+from typing import Annotated, Literal, cast
 
 from fastapi import Depends, Request
 
 from filterd.config import Settings
+from filterd.errors import AuthError
 from filterd.ingest import Ingestor
 from filterd.metrics import Metrics
+from filterd.originals import Sealer
 from filterd.outbox import Deliverer
 from filterd.pipeline import Filter
 from filterd.store.base import Store
 
+Role = Literal["anonymous", "ingest", "agent", "supervisor", "admin"]
+SUPERVISORS: frozenset[Role] = frozenset({"supervisor", "admin"})  # may read originals, audit
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling. API keys and roles come in a later pass; until then, anonymous."""
+    """Who is calling: ``id`` names the key (a fingerprint, never the key), ``role`` its role."""
 
     id: str = "anonymous"
-    roles: frozenset[str] = field(default_factory=frozenset)
+    role: Role = "anonymous"
+
+    @property
+    def is_supervisor(self) -> bool:
+        return self.role in SUPERVISORS
 
 
 ANONYMOUS = Principal()
@@ -38,6 +49,7 @@ class Services:
     ingestor: Ingestor
     metrics: Metrics
     deliverer: Deliverer
+    sealer: Sealer | None = None  # FILTERD_ORIGINALS_KEY set
 
 
 def get_services(request: Request) -> Services:
@@ -67,9 +79,34 @@ def get_deliverer(s: ServicesDep) -> Deliverer:
     return s.deliverer
 
 
-def current_principal() -> Principal:
-    """The caller's identity: the seam where API-key authentication will plug in."""
-    return ANONYMOUS
+def _presented_key(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.headers.get("x-api-key") or None
+
+
+def current_principal(request: Request, s: ServicesDep) -> Principal:
+    """The caller, from ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``.
+
+    Interim check, to be replaced by hashed API keys: ``FILTERD_API_KEYS`` maps each key to
+    a role. With no keys configured the service is open and every caller is anonymous.
+    """
+    keys = s.settings.api_keys
+    if not keys:
+        return ANONYMOUS
+    presented = _presented_key(request)
+    if presented is None:
+        raise AuthError("This service needs an API key: send 'Authorization: Bearer <key>' "
+                        "or 'X-API-Key: <key>' (FILTERD_API_KEYS lists the keys).")
+    given = presented.encode()
+    found: str | None = None
+    for key in keys:  # compare with every key, in constant time per key
+        if hmac.compare_digest(given, key.encode()):
+            found = key
+    if found is None:
+        raise AuthError("The API key is not valid. Check it against FILTERD_API_KEYS.")
+    return Principal(id="key-" + hashlib.sha256(given).hexdigest()[:12], role=keys[found])
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

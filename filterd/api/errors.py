@@ -19,10 +19,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from filterd.errors import (
+    AuthError,
     BatchTooLargeError,
     ConfigError,
     ConflictError,
     FilterdError,
+    ForbiddenError,
     InputError,
     ModelError,
     NotFoundError,
@@ -37,6 +39,8 @@ _FILTERD_ERRORS: tuple[tuple[type[FilterdError], int, str], ...] = (
     (TextTooLongError, 413, "text_too_long"),
     (BatchTooLargeError, 413, "batch_too_large"),
     (InputError, 422, "invalid_input"),
+    (AuthError, 401, "unauthorized"),
+    (ForbiddenError, 403, "forbidden"),
     (NotFoundError, 404, "not_found"),
     (ConflictError, 409, "conflict"),
     (StoreError, 503, "store_unavailable"),
@@ -44,8 +48,8 @@ _FILTERD_ERRORS: tuple[tuple[type[FilterdError], int, str], ...] = (
     (ConfigError, 500, "config_error"),
     (FilterdError, 500, "internal_error"),
 )
-_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
-               413: "too_large", 415: "unsupported_media_type"}
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type"}
 
 
 def error_response(status: int, code: str, message: str,
@@ -103,7 +107,9 @@ def _filterd(request: Request, exc: Exception) -> JSONResponse:
             code = getattr(exc, "code", code)
             if status >= 500:
                 log.error("%s on %s %s", type(exc).__name__, request.method, request.url.path)
-            headers = {"Retry-After": "1"} if isinstance(exc, StoreError | ConflictError) else None
+            headers = ({"Retry-After": "1"} if isinstance(exc, StoreError | ConflictError)
+                       else {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthError)
+                       else None)
             return error_response(status, code, str(exc), headers=headers)
     raise AssertionError("unreachable: FilterdError is in the table")  # pragma: no cover
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from filterd.outbox import public_url
 from filterd.store.base import (
+    AuditEntry,
     Bucket,
     ConversationSummary,
     Delivery,
@@ -248,6 +249,38 @@ class DeliveryOut(BaseModel):
 
 class DeliveryListOut(BaseModel):
     deliveries: list[DeliveryOut]
+
+
+# ------------------------------------------------------------------ originals, audit
+
+
+class OriginalOut(BaseModel):
+    """The unmasked text of one message (supervisors only; every read is audited)."""
+
+    conversation_id: str
+    message_id: str
+    text: str
+
+
+class AuditEntryOut(BaseModel):
+    id: int
+    at: datetime
+    who: str
+    role: str
+    action: str
+    conversation_id: str
+    message_id: str
+    outcome: str
+
+    @classmethod
+    def of(cls, e: AuditEntry) -> AuditEntryOut:
+        return cls(id=e.id or 0, at=e.at.replace(tzinfo=UTC), who=e.who, role=e.role,
+                   action=e.action, conversation_id=e.conversation_id,
+                   message_id=e.message_id, outcome=e.outcome)
+
+
+class AuditListOut(BaseModel):
+    entries: list[AuditEntryOut]
 
 
 # ------------------------------------------------------------------ stats

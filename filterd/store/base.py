@@ -16,6 +16,7 @@ from filterd.route.conversation import ConversationState
 
 Role = Literal["customer", "agent", "bot"]
 DeliveryStatus = Literal["pending", "delivered", "dead"]
+AuditOutcome = Literal["granted", "denied", "not_found"]
 
 
 def utcnow() -> datetime:
@@ -45,6 +46,7 @@ class NewMessage:
     received_at: datetime
     sent_at: datetime | None = None
     meta: dict[str, Any] | None = None
+    sealed_original: str | None = None  # the original text, encrypted (FILTERD_STORE_ORIGINALS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,20 @@ class FeedbackIn:
     flags: tuple[str, ...]
     by: str
     note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One attempt to read an original: who, as which role, on what, and how it ended."""
+
+    who: str
+    role: str
+    action: str  # read_original
+    conversation_id: str
+    message_id: str
+    outcome: AuditOutcome
+    at: datetime
+    id: int | None = None  # set once stored
 
 
 # ------------------------------------------------------------------ reads
@@ -257,6 +273,17 @@ class Store(Protocol):
 
     def outbox_depth(self) -> int:
         """Deliveries not yet delivered nor dead."""
+
+    # originals and their audit trail
+    def sealed_original(self, conversation_id: str, message_id: str) -> str | None:
+        """A message's encrypted original; None if not kept; NotFoundError if unknown."""
+
+    def audit(self, entry: AuditEntry) -> AuditEntry:
+        """Append one entry to the audit log; the stored entry (with its id) comes back."""
+
+    def audit_entries(self, limit: int, conversation_id: str | None = None
+                      ) -> list[AuditEntry]:
+        """Audit entries, newest first."""
 
     # stats
     def stats(self, since: datetime, until: datetime) -> Stats:

@@ -1,7 +1,9 @@
 """The tables, as SQLAlchemy Core metadata (the migrations create them; tests compare the two).
 
-Times are naive UTC. Only masked, PII-redacted text is stored: ``messages.text_masked`` and
-the verdict JSON (which holds ``text_masked`` and span offsets, never the original).
+Times are naive UTC. Only masked, PII-redacted text is stored in the clear:
+``messages.text_masked`` and the verdict JSON (which holds ``text_masked`` and span offsets,
+never the original). With ``FILTERD_STORE_ORIGINALS`` on, ``message_originals`` holds the
+original as a Fernet token (see :mod:`filterd.originals`); ``audit_log`` records who read it.
 """
 
 from __future__ import annotations
@@ -119,4 +121,28 @@ heartbeat = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("beat_at", DateTime, nullable=False),
+)
+
+# Opt-in (FILTERD_STORE_ORIGINALS): the original text, encrypted; never plaintext.
+message_originals = Table(
+    "message_originals",
+    metadata,
+    Column("message_pk", BigId, ForeignKey("messages.id"), primary_key=True,
+           autoincrement=False),
+    Column("sealed", Text, nullable=False),  # a Fernet token
+)
+
+# Every attempt to read an original (granted, denied, not found); never the text itself.
+# No foreign keys: an attempt on an unknown message is recorded too.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", DateTime, nullable=False, index=True),
+    Column("who", String(ID_LEN), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("action", String(NAME_LEN), nullable=False),
+    Column("conversation_id", String(ID_LEN), nullable=False),
+    Column("message_id", String(ID_LEN), nullable=False),
+    Column("outcome", String(16), nullable=False),
 )

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     Engine,
     Row,
-    case,
     create_engine,
     event,
     exists,
@@ -36,7 +35,6 @@ from sqlalchemy.pool import StaticPool
 from filterd.errors import ConflictError, NotFoundError, StaleStateError, StoreError
 from filterd.route.conversation import ConversationState
 from filterd.store.base import (
-    Bucket,
     ConversationQuery,
     ConversationSummary,
     ConversationWrite,
@@ -45,12 +43,20 @@ from filterd.store.base import (
     FeedbackExample,
     FeedbackIn,
     Snapshot,
-    Stats,
     StoredMessage,
     Transcript,
     utcnow,
 )
-from filterd.store.models import conversations, feedback, heartbeat, messages, outbox
+from filterd.store.models import (
+    conversations,
+    feedback,
+    heartbeat,
+    message_originals,
+    messages,
+    outbox,
+)
+from filterd.store.sql_audit import AuditMixin
+from filterd.store.sql_stats import StatsMixin, epoch_hour
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _WRITE = "filterd_write"  # execution option: this transaction writes
@@ -62,14 +68,6 @@ def engine_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix):]
     return url
-
-
-def epoch_hour(when: datetime) -> int:
-    return int(when.replace(tzinfo=UTC).timestamp()) // 3600
-
-
-def _hour_key(hour: int) -> str:
-    return datetime.fromtimestamp(hour * 3600, UTC).strftime("%Y-%m-%dT%H:00:00Z")
 
 
 def _state(d: Mapping[Any, Any]) -> ConversationState:
@@ -99,7 +97,7 @@ def _setup_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
-class SqlStore:
+class SqlStore(AuditMixin, StatsMixin):
     """:class:`filterd.store.base.Store` on a database URL."""
 
     def __init__(self, url: str) -> None:
@@ -243,6 +241,10 @@ class SqlStore:
                     queue=queue, category=category, version=w.expected_version + 1,
                     updated_at=now))
                 pk_of = {m.message_id: pk for m, pk in zip(w.messages, pks, strict=True)}
+                sealed = [dict(message_pk=pk_of[m.message_id], sealed=m.sealed_original)
+                          for m in w.messages if m.sealed_original is not None]
+                if sealed:
+                    conn.execute(insert(message_originals), sealed)
                 if w.deliveries:
                     conn.execute(insert(outbox), [dict(
                         message_pk=pk_of[d.message_id], kind=d.kind, url=d.url,
@@ -380,34 +382,3 @@ class SqlStore:
         with self._tx() as conn:
             return int(conn.execute(select(func.count()).select_from(outbox)
                                     .where(outbox.c.status == "pending")).scalar_one())
-
-    # ------------------------------------------------------------------ stats
-
-    def stats(self, since: datetime, until: datetime) -> Stats:
-        m = messages.c
-        window = (m.role == "customer", m.received_at >= since, m.received_at < until)
-        n = func.count().label("n")
-        ab = func.coalesce(func.sum(case((m.category == "abusive", 1), else_=0)), 0).label("ab")
-        fr = func.coalesce(func.sum(case((m.category == "frustrated", 1), else_=0)),
-                           0).label("fr")
-        with self._tx() as conn:
-            total = conn.execute(select(n, ab, fr).where(*window)).one()
-            esc = conn.execute(select(m.queue, n).where(*window, m.escalated_here.is_(True))
-                               .group_by(m.queue)).all()
-            chans = conn.execute(select(m.channel, n, ab, fr).where(*window)
-                                 .group_by(m.channel).order_by(n.desc(), m.channel)
-                                 .limit(10)).all()
-            hours = {r.hour: r for r in conn.execute(
-                select(m.hour, n, ab, fr).where(*window).group_by(m.hour)).all()}
-        first, last = epoch_hour(since), epoch_hour(until - timedelta(microseconds=1))
-        hourly = []
-        for h in range(first, last + 1):
-            r = hours.get(h)
-            hourly.append(Bucket(_hour_key(h), r.n, int(r.ab), int(r.fr)) if r is not None
-                          else Bucket(_hour_key(h), 0, 0, 0))
-        return Stats(
-            since=since, until=until, messages=total.n, abusive=int(total.ab),
-            frustrated=int(total.fr), escalations={r.queue: r.n for r in esc},
-            channels=tuple(Bucket(r.channel, r.n, int(r.ab), int(r.fr)) for r in chans),
-            hourly=tuple(hourly),
-        )

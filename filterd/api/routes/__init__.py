@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from filterd.api.routes import conversations, deliveries, feedback, health, messages, stats
+from filterd.api.routes import (
+    audit,
+    conversations,
+    deliveries,
+    feedback,
+    health,
+    messages,
+    originals,
+    stats,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     messages.router,
@@ -12,5 +21,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     conversations.router,
     deliveries.router,
     stats.router,
+    originals.router,
+    audit.router,
     health.router,
 )

@@ -1,0 +1,53 @@
+"""``GET /v1/messages/{conversation_id}/{message_id}/original``: the unmasked text.
+
+Kept only with ``FILTERD_STORE_ORIGINALS`` (encrypted at rest), shown only to a supervisor
+or admin key, and every attempt (granted, denied, not found) goes to the audit log first:
+if the audit entry cannot be written, nothing is shown.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from filterd.api.deps import PrincipalDep, ServicesDep
+from filterd.api.schemas import ErrorOut, Id, OriginalOut
+from filterd.errors import ConfigError, ForbiddenError, NotFoundError
+from filterd.store.base import AuditEntry, AuditOutcome, utcnow
+
+router = APIRouter(prefix="/v1", tags=["originals"])
+_ERRORS: dict[int | str, dict[str, Any]] = {c: {"model": ErrorOut}
+                                             for c in (401, 403, 404, 422, 503)}
+
+
+@router.get("/messages/{conversation_id}/{message_id}/original", response_model=OriginalOut,
+            responses=_ERRORS)
+def get_original(conversation_id: Id, message_id: Id, services: ServicesDep,
+                 principal: PrincipalDep, response: Response) -> OriginalOut:
+    """The original text of a stored message, decrypted (supervisor or admin; audited)."""
+    store = services.store
+
+    def audit(outcome: AuditOutcome) -> None:
+        store.audit(AuditEntry(principal.id, principal.role, "read_original", conversation_id,
+                               message_id, outcome, utcnow()))
+
+    if not principal.is_supervisor:
+        audit("denied")
+        raise ForbiddenError("Reading an original needs a supervisor or admin API key; "
+                             "this attempt is in the audit log.")
+    try:
+        sealed = store.sealed_original(conversation_id, message_id)
+    except NotFoundError:
+        audit("not_found")
+        raise
+    if sealed is None:
+        audit("not_found")
+        raise NotFoundError("original", f"{conversation_id}/{message_id}")
+    if services.sealer is None:
+        raise ConfigError("FILTERD_ORIGINALS_KEY is not set, so stored originals cannot be "
+                          "read. Set it to the key they were written with.")
+    text = services.sealer.open(conversation_id, message_id, sealed)
+    audit("granted")
+    response.headers["Cache-Control"] = "no-store"
+    return OriginalOut(conversation_id=conversation_id, message_id=message_id, text=text)

@@ -123,6 +123,7 @@ class Ingestor:
         on_delivery: Callable[[], None] | None = None,
         clock: Callable[[], datetime] = utcnow,
         sealer: Sealer | None = None,
+        on_stored: Callable[[StoredMessage], None] | None = None,
     ) -> None:
         self.filter = filter
         self.store = store
@@ -131,6 +132,7 @@ class Ingestor:
         self.on_delivery = on_delivery
         self.clock = clock
         self.sealer = sealer  # None: originals are not kept
+        self.on_stored = on_stored  # told of each new message once it is committed
         # Filter.judge reports its stage timings on the instance: one judge at a time keeps
         # them paired with their call. Database work runs outside the lock.
         self._judge_lock = threading.Lock()
@@ -167,6 +169,7 @@ class Ingestor:
                     done[j.item.key] = Outcome(stored, replayed=False)
                     del pending[j.item.key]
                     self._observe(j)
+                    self._announce(stored)
                 if write.deliveries and self.on_delivery is not None:
                     self.on_delivery()
             if pending:
@@ -283,6 +286,15 @@ class Ingestor:
                                    delivery_key(kind, item.conversation_id, item.message_id),
                                    payload))
         return out
+
+    def _announce(self, stored: StoredMessage) -> None:
+        if self.on_stored is None:
+            return
+        try:
+            self.on_stored(stored)
+        except Exception:  # a listener's failure must not fail a committed message
+            log.exception("on_stored failed for %s/%s", stored.conversation_id,
+                          stored.message_id)
 
     def _observe(self, j: _Judged) -> None:
         item, v = j.item, j.verdict

@@ -20,7 +20,9 @@ from filterd import __version__
 from filterd.api import errors
 from filterd.api.deps import Services
 from filterd.api.routes import ROUTERS
+from filterd.api.routes.events import message_event
 from filterd.config import Settings, load_settings
+from filterd.events import Broadcaster
 from filterd.ingest import Ingestor
 from filterd.metrics import Metrics
 from filterd.originals import sealer_from_settings
@@ -28,6 +30,7 @@ from filterd.outbox import Deliverer
 from filterd.pipeline import Filter
 from filterd.store.base import Store
 from filterd.store.sql import SqlStore
+from filterd.web import install as install_web
 
 log = logging.getLogger("filterd.api")
 
@@ -55,9 +58,11 @@ def create_app(
     filter = filter or Filter(settings)
     metrics = Metrics()
     deliverer = Deliverer(store, settings, metrics, transport=transport)
+    events = Broadcaster()
     ingestor = Ingestor(filter, store, settings, metrics, on_delivery=deliverer.wake,
-                        sealer=sealer if settings.store_originals else None)
-    services = Services(settings, filter, store, ingestor, metrics, deliverer, sealer)
+                        sealer=sealer if settings.store_originals else None,
+                        on_stored=lambda m: events.publish(message_event(m)))
+    services = Services(settings, filter, store, ingestor, metrics, deliverer, sealer, events)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -78,6 +83,7 @@ def create_app(
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
+    install_web(app)  # /console, /dashboard, /static and the security headers
     return app
 
 

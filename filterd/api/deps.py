@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Literal, cast
 
 from fastapi import Depends, Request
 
 from filterd.config import Settings
-from filterd.errors import AuthError
+from filterd.errors import AuthError, ForbiddenError
+from filterd.events import Broadcaster
 from filterd.ingest import Ingestor
 from filterd.metrics import Metrics
 from filterd.originals import Sealer
@@ -24,6 +25,9 @@ from filterd.store.base import Store
 
 Role = Literal["anonymous", "ingest", "agent", "supervisor", "admin"]
 SUPERVISORS: frozenset[Role] = frozenset({"supervisor", "admin"})  # may read originals, audit
+# The browser pages' data. "anonymous" only exists when no keys are configured (open service).
+CONSOLE_ROLES: frozenset[Role] = frozenset({"anonymous", "agent", "supervisor", "admin"})
+DASHBOARD_ROLES: frozenset[Role] = frozenset({"anonymous", "supervisor", "admin"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +40,14 @@ class Principal:
     @property
     def is_supervisor(self) -> bool:
         return self.role in SUPERVISORS
+
+    @property
+    def may_use_console(self) -> bool:
+        return self.role in CONSOLE_ROLES
+
+    @property
+    def may_use_dashboard(self) -> bool:
+        return self.role in DASHBOARD_ROLES
 
 
 ANONYMOUS = Principal()
@@ -50,6 +62,7 @@ class Services:
     metrics: Metrics
     deliverer: Deliverer
     sealer: Sealer | None = None  # FILTERD_ORIGINALS_KEY set
+    events: Broadcaster = field(default_factory=Broadcaster)  # stored messages, for /v1/events
 
 
 def get_services(request: Request) -> Services:
@@ -109,9 +122,29 @@ def current_principal(request: Request, s: ServicesDep) -> Principal:
     return Principal(id="key-" + hashlib.sha256(given).hexdigest()[:12], role=keys[found])
 
 
+def console_principal(principal: Annotated[Principal, Depends(current_principal)]
+                      ) -> Principal:
+    """The caller, if its role may use the agent console (agent, supervisor, admin)."""
+    if not principal.may_use_console:
+        raise ForbiddenError(f"The agent console needs an agent, supervisor or admin API key; "
+                             f"this key's role is {principal.role!r}.")
+    return principal
+
+
+def dashboard_principal(principal: Annotated[Principal, Depends(current_principal)]
+                        ) -> Principal:
+    """The caller, if its role may see the supervisor dashboard (supervisor, admin)."""
+    if not principal.may_use_dashboard:
+        raise ForbiddenError(f"The dashboard needs a supervisor or admin API key; this key's "
+                             f"role is {principal.role!r}.")
+    return principal
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[Store, Depends(get_store)]
 IngestorDep = Annotated[Ingestor, Depends(get_ingestor)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 DelivererDep = Annotated[Deliverer, Depends(get_deliverer)]
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
+ConsolePrincipalDep = Annotated[Principal, Depends(console_principal)]
+DashboardPrincipalDep = Annotated[Principal, Depends(dashboard_principal)]

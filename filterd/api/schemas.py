@@ -300,10 +300,21 @@ class HourOut(BaseModel):
     frustrated: int
 
 
+class PeriodOut(BaseModel):
+    start: str
+    messages: int
+    abusive: int
+    frustrated: int
+    escalations: int
+    queues: dict[str, int]  # route -> customer messages
+
+
 class StatsOut(BaseModel):
     """Customer messages received in the window (agent and bot messages not counted)."""
 
     window: str
+    bucket: str
+    channel: str | None
     since: datetime
     until: datetime
     messages: int
@@ -315,24 +326,29 @@ class StatsOut(BaseModel):
     escalations_by_queue: dict[str, int]
     top_channels: list[ChannelOut]
     hourly: list[HourOut]
+    series: list[PeriodOut]  # every hour or day (``bucket``) of the window
 
     @classmethod
-    def of(cls, window: str, s: Stats) -> StatsOut:
+    def of(cls, window: str, s: Stats, bucket: str = "hour",
+           channel: str | None = None) -> StatsOut:
         def rate(n: int) -> float:
             return round(n / s.messages, 4) if s.messages else 0.0
 
-        def channel(b: Bucket) -> ChannelOut:
+        def channel_out(b: Bucket) -> ChannelOut:
             return ChannelOut(channel=b.key, messages=b.messages, abusive=b.abusive,
                               frustrated=b.frustrated)
 
-        return cls(window=window, since=s.since.replace(tzinfo=UTC),
+        return cls(window=window, bucket=bucket, channel=channel, since=s.since.replace(tzinfo=UTC),
                    until=s.until.replace(tzinfo=UTC), messages=s.messages, abusive=s.abusive,
                    frustrated=s.frustrated, abuse_rate=rate(s.abusive),
                    frustration_rate=rate(s.frustrated),
                    escalations=sum(s.escalations.values()), escalations_by_queue=s.escalations,
-                   top_channels=[channel(b) for b in s.channels],
+                   top_channels=[channel_out(b) for b in s.channels],
                    hourly=[HourOut(hour=b.key, messages=b.messages, abusive=b.abusive,
-                                   frustrated=b.frustrated) for b in s.hourly])
+                                   frustrated=b.frustrated) for b in s.hourly],
+                   series=[PeriodOut(start=p.key, messages=p.messages, abusive=p.abusive,
+                                     frustrated=p.frustrated, escalations=p.escalations,
+                                     queues=p.queues) for p in s.series])
 
 
 # ------------------------------------------------------------------ errors

@@ -206,6 +206,31 @@ class Bucket:
 
 
 @dataclass(frozen=True, slots=True)
+class Period:
+    """Customer messages received in one hour or day, with escalations and routes."""
+
+    key: str  # the period's ISO start
+    messages: int
+    abusive: int
+    frustrated: int
+    escalations: int  # messages that escalated their conversation
+    queues: dict[str, int] = field(default_factory=dict)  # route -> messages
+
+
+@dataclass(frozen=True, slots=True)
+class Offender:
+    """A customer (sender id) by abusive messages in a window."""
+
+    sender_id: str
+    abusive: int
+    messages: int
+    conversations: int
+
+
+StatsBucket = Literal["hour", "day"]
+
+
+@dataclass(frozen=True, slots=True)
 class Stats:
     since: datetime
     until: datetime
@@ -215,6 +240,7 @@ class Stats:
     escalations: dict[str, int] = field(default_factory=dict)  # queue -> conversations
     channels: tuple[Bucket, ...] = ()  # most messages first
     hourly: tuple[Bucket, ...] = ()  # key: the hour's ISO start, every hour of the window
+    series: tuple[Period, ...] = ()  # every hour or day of the window (``bucket``)
 
 
 # ------------------------------------------------------------------ the protocol
@@ -286,5 +312,9 @@ class Store(Protocol):
         """Audit entries, newest first."""
 
     # stats
-    def stats(self, since: datetime, until: datetime) -> Stats:
-        """Customer-message figures for ``[since, until)``."""
+    def stats(self, since: datetime, until: datetime, *, channel: str | None = None,
+              bucket: StatsBucket = "hour") -> Stats:
+        """Customer-message figures for ``[since, until)``, of one channel if given."""
+
+    def offenders(self, since: datetime, until: datetime, limit: int) -> list[Offender]:
+        """Customers with abusive messages in ``[since, until)``, the most abusive first."""

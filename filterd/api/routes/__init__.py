@@ -7,7 +7,9 @@ from fastapi import APIRouter
 from filterd.api.routes import (
     audit,
     conversations,
+    dashboard,
     deliveries,
+    events,
     feedback,
     health,
     messages,
@@ -21,6 +23,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     conversations.router,
     deliveries.router,
     stats.router,
+    events.router,
+    dashboard.router,
     originals.router,
     audit.router,
     health.router,

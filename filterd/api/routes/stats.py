@@ -1,15 +1,16 @@
-"""``GET /v1/stats?window=24h``: rates, escalations, top channels and an hourly series."""
+"""``GET /v1/stats?window=24h&bucket=hour&channel=``: rates, escalations, top channels, and a
+series of hours or days (escalations and routes per period)."""
 
 from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
 from filterd.api.deps import PrincipalDep, StoreDep
-from filterd.api.schemas import ErrorOut, StatsOut
+from filterd.api.schemas import Channel, ErrorOut, StatsOut
 from filterd.errors import InputError
 from filterd.store.base import utcnow
 
@@ -34,7 +35,11 @@ def parse_window(window: str) -> timedelta:
 
 @router.get("/stats", response_model=StatsOut, responses=_ERRORS)
 def get_stats(store: StoreDep, principal: PrincipalDep,
-              window: Annotated[str, Query(max_length=8)] = "24h") -> StatsOut:
-    """Figures over the customer messages received in the last ``window``."""
+              window: Annotated[str, Query(max_length=8)] = "24h",
+              bucket: Annotated[Literal["hour", "day"], Query()] = "hour",
+              channel: Annotated[Channel | None, Query()] = None) -> StatsOut:
+    """Figures over the customer messages received in the last ``window`` (of one channel
+    if given); ``series`` holds every hour or day of it."""
     until = utcnow()
-    return StatsOut.of(window, store.stats(until - parse_window(window), until))
+    stats = store.stats(until - parse_window(window), until, channel=channel, bucket=bucket)
+    return StatsOut.of(window, stats, bucket, channel)

@@ -59,14 +59,19 @@ class Route:
     priority: int
     actions: tuple[str, ...] = ()
     reason: str = ""
+    # Text for the chat platform to show the customer (the warning, crisis resources).
+    customer_message: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "queue": self.queue,
             "priority": self.priority,
             "actions": list(self.actions),
             "reason": self.reason,
         }
+        if self.customer_message:
+            d["customer_message"] = self.customer_message
+        return d
 
 
 @dataclass(frozen=True, slots=True)

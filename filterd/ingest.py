@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -133,9 +132,6 @@ class Ingestor:
         self.clock = clock
         self.sealer = sealer  # None: originals are not kept
         self.on_stored = on_stored  # told of each new message once it is committed
-        # Filter.judge reports its stage timings on the instance: one judge at a time keeps
-        # them paired with their call. Database work runs outside the lock.
-        self._judge_lock = threading.Lock()
         standard = filter.policy.queues.standard.priority
         self._not_routed = {
             role: Route("none", standard, (), f"{role} message: stored, not routed")
@@ -225,11 +221,9 @@ class Ingestor:
         out: dict[str, list[_Judged]] = {cid: [] for cid in by_conv}
         for k in range(max(len(v) for v in by_conv.values())):
             round_ = [(cid, msgs[k]) for cid, msgs in by_conv.items() if k < len(msgs)]
-            with self._judge_lock:
-                results = self.filter.judge([it.text for _, it in round_],
-                                            [it.message_id for _, it in round_],
-                                            [states[cid] for cid, _ in round_])
-                stages = dict(self.filter.stage_seconds)
+            results, stages = self.filter.judge_timed([it.text for _, it in round_],
+                                                      [it.message_id for _, it in round_],
+                                                      [states[cid] for cid, _ in round_])
             self.metrics.observe_stages(stages)
             for (cid, item), j in zip(round_, results, strict=True):
                 before = states[cid]

@@ -88,7 +88,6 @@ class Filter:
 
             classifier = OnnxClassifier(s.model_dir, threads=s.model_threads)
         self.classifier = classifier
-        self.stage_seconds: dict[str, float] = {}
 
     # ------------------------------------------------------------------ public API
 
@@ -125,6 +124,19 @@ class Filter:
         states: Sequence[ConversationState],
     ) -> list[Judged]:
         """The pipeline for a batch: each text with the conversation state before it."""
+        return self.judge_timed(texts, ids, states)[0]
+
+    def judge_timed(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[str | None],
+        states: Sequence[ConversationState],
+    ) -> tuple[list[Judged], dict[str, float]]:
+        """:meth:`judge`, plus this call's seconds per stage (detect, classify, decide).
+
+        Timings are returned, not kept on the instance, so concurrent callers of one
+        shared ``Filter`` need no lock to pair them with their call.
+        """
         clean = [validate_text(t, self.settings.max_text_chars) for t in texts]
         t0 = time.perf_counter()
         spans = [self._detect(t) for t in clean]
@@ -138,8 +150,7 @@ class Filter:
             for t, i, st, sp, out in zip(clean, ids, states, spans, outputs, strict=True)
         ]
         t3 = time.perf_counter()
-        self.stage_seconds = {"detect": t1 - t0, "classify": t2 - t1, "decide": t3 - t2}
-        return judged
+        return judged, {"detect": t1 - t0, "classify": t2 - t1, "decide": t3 - t2}
 
     # ------------------------------------------------------------------ stages
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import functools
 import json
 import random
 import re
@@ -38,7 +39,9 @@ def _frustrated_flags() -> dict[str, int]:
     return {"threat": 0, "insult": 0, "identity_attack": 0, "sexual_harassment": 0}
 
 
+@functools.cache
 def _vader() -> Callable[[str], float]:
+    """VADER's compound score; one analyser shared by every source (it is stateless)."""
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
     analyzer = SentimentIntensityAnalyzer()

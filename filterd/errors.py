@@ -13,6 +13,9 @@
     ├── ConflictError       the request clashes with the stored state
     │   └── StaleStateError     a conversation changed between read and write (retried inside)
     ├── StoreError          the database cannot be reached or written
+    ├── UnavailableError    the service cannot take this now; retry after ``retry_after`` s
+    │   ├── RateLimitedError    a key or conversation sent more than its rate (429)
+    │   └── OverloadedError     queues are full (503)
     ├── AuthError           no API key, or one that FILTERD_API_KEYS does not list
     └── ForbiddenError      the caller's role may not do this
 
@@ -75,3 +78,24 @@ class AuthError(FilterdError):
 
 class ForbiddenError(FilterdError):
     """The caller is known, but its role may not do what it asked."""
+
+
+class UnavailableError(FilterdError):
+    """The request cannot be served now; retrying after ``retry_after`` seconds may work."""
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        self.retry_after = max(0.0, retry_after)
+        super().__init__(message)
+
+    @property
+    def retry_after_header(self) -> str:
+        """``Retry-After`` in whole seconds (at least 1), as HTTP wants it."""
+        return str(max(1, int(-(-self.retry_after // 1))))
+
+
+class RateLimitedError(UnavailableError):
+    """A key or a conversation sent more than its allowed rate (HTTP 429)."""
+
+
+class OverloadedError(UnavailableError):
+    """The service's bounded queues are full; shed load rather than hang (HTTP 503)."""

@@ -28,8 +28,11 @@ from filterd.errors import (
     InputError,
     ModelError,
     NotFoundError,
+    OverloadedError,
+    RateLimitedError,
     StoreError,
     TextTooLongError,
+    UnavailableError,
 )
 
 log = logging.getLogger("filterd.api")
@@ -43,6 +46,9 @@ _FILTERD_ERRORS: tuple[tuple[type[FilterdError], int, str], ...] = (
     (ForbiddenError, 403, "forbidden"),
     (NotFoundError, 404, "not_found"),
     (ConflictError, 409, "conflict"),
+    (RateLimitedError, 429, "rate_limited"),
+    (OverloadedError, 503, "overloaded"),
+    (UnavailableError, 503, "unavailable"),
     (StoreError, 503, "store_unavailable"),
     (ModelError, 503, "model_unavailable"),
     (ConfigError, 500, "config_error"),
@@ -107,7 +113,9 @@ def _filterd(request: Request, exc: Exception) -> JSONResponse:
             code = getattr(exc, "code", code)
             if status >= 500:
                 log.error("%s on %s %s", type(exc).__name__, request.method, request.url.path)
-            headers = ({"Retry-After": "1"} if isinstance(exc, StoreError | ConflictError)
+            headers = ({"Retry-After": exc.retry_after_header}
+                       if isinstance(exc, UnavailableError)
+                       else {"Retry-After": "1"} if isinstance(exc, StoreError | ConflictError)
                        else {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthError)
                        else None)
             return error_response(status, code, str(exc), headers=headers)

@@ -1,4 +1,4 @@
-"""The ``filterd`` command: check | serve | db | feedback | data | train | eval.
+"""The ``filterd`` command: check | serve | db | feedback | keys | data | train | eval.
 
 ``filterd check "text"`` prints one verdict (JSON) a line; ``--jsonl FILE`` (or ``-``
 for standard input) reads ``{"id", "text", "conversation_id"?}`` lines and writes one
@@ -136,7 +136,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _service_settings(args)
     opts: dict[str, Any] = dict(host=settings.host, port=settings.port,
-                                log_level="info" if args.verbose else "warning",
+                                log_level=args.log_level or ("info" if args.verbose
+                                                             else "warning"),
                                 access_log=args.access_log, lifespan="on")
     if args.workers == 1:
         uvicorn.run(create_app(settings), **opts)
@@ -184,6 +185,69 @@ def cmd_feedback_export(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(f"wrote {n} corrections to {out}", file=sys.stderr)
+    return 0
+
+
+# ------------------------------------------------------------------ keys (access, issue 6)
+
+
+def _keys_store(args: argparse.Namespace) -> Any:
+    """The store of FILTERD_DATABASE_URL (or --database-url), migrated like ``serve`` does."""
+    from filterd.store.sql import SqlStore
+
+    store = SqlStore(_service_settings(args).database_url)
+    store.upgrade()
+    return store
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    from filterd import apikeys
+
+    store = _keys_store(args)
+    try:
+        key, token = apikeys.issue(store, args.role, args.tenant, args.name)
+    finally:
+        store.close()
+    print(token)  # the only time the key is shown: only its digest is stored
+    print(f"created key {key.id} (role {key.role}, tenant {key.tenant}); store the key now, "
+          "it cannot be shown again", file=sys.stderr)
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    from filterd import apikeys
+    from filterd.store.base import utcnow
+
+    store = _keys_store(args)
+    try:
+        key = store.revoke_api_key(apikeys.resolve_id(args.key_id), utcnow())
+    finally:
+        store.close()
+    print(f"revoked key {key.id} (role {key.role}, tenant {key.tenant}); running services "
+          "refuse it within FILTERD_KEY_CACHE_SECONDS", file=sys.stderr)
+    return 0
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    store = _keys_store(args)
+    try:
+        keys = store.api_keys(args.tenant)
+    finally:
+        store.close()
+
+    def when(t: Any) -> str:
+        return t.isoformat(timespec="seconds") + "Z" if t else "-"
+
+    if args.json:
+        for k in keys:
+            print(_dump({"id": k.id, "tenant": k.tenant, "role": k.role, "name": k.name,
+                         "created_at": when(k.created_at), "revoked_at": when(k.revoked_at),
+                         "last_used_at": when(k.last_used_at)}, False))
+        return 0
+    print(f"{'id':<12}  {'role':<10}  {'tenant':<16}  {'created':<20}  {'revoked':<20}  name")
+    for k in keys:
+        print(f"{k.id:<12}  {k.role:<10}  {k.tenant:<16}  {when(k.created_at):<20}  "
+              f"{when(k.revoked_at):<20}  {k.name or ''}")
     return 0
 
 
@@ -283,6 +347,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, help="listen port (FILTERD_PORT, default 8080)")
     s.add_argument("--database-url", help="FILTERD_DATABASE_URL (default sqlite:///filterd.db)")
     s.add_argument("--access-log", action="store_true", help="log every request line")
+    s.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"],
+                   help="uvicorn's own log level (default: info with -v, else warning); "
+                        "'info' reports each worker's start without filterd's per-message "
+                        "INFO lines")
     s.add_argument("--workers", type=_positive, default=1,
                    help="uvicorn worker processes (default 1; >1 sets up Prometheus "
                         "multiprocess metrics in a temporary PROMETHEUS_MULTIPROC_DIR)")
@@ -300,6 +368,28 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", required=True, help="JSONL file to write")
     x.add_argument("--database-url", help="FILTERD_DATABASE_URL")
     x.set_defaults(func=cmd_feedback_export)
+
+    # ---- keys (access, issue 6)
+    from filterd.store.base import DEFAULT_TENANT, KEY_ROLES
+
+    k = sub.add_parser("keys", help="API keys (stored hashed)").add_subparsers(
+        dest="keys_cmd", required=True)
+    kc = k.add_parser("create", help="make a key and print it once")
+    kc.add_argument("--role", required=True, choices=KEY_ROLES)
+    kc.add_argument("--tenant", default=DEFAULT_TENANT, help="whose data the key sees")
+    kc.add_argument("--name", help="a label, e.g. who holds the key")
+    kc.add_argument("--database-url", help="FILTERD_DATABASE_URL")
+    kc.set_defaults(func=cmd_keys_create)
+    kr = k.add_parser("revoke", help="revoke a key (its id, as `keys list` shows)")
+    kr.add_argument("key_id")
+    kr.add_argument("--database-url", help="FILTERD_DATABASE_URL")
+    kr.set_defaults(func=cmd_keys_revoke)
+    kl = k.add_parser("list", help="list keys: ids, roles, tenants, dates; never a secret")
+    kl.add_argument("--tenant", help="one tenant's keys only")
+    kl.add_argument("--json", action="store_true", help="one JSON object a line")
+    kl.add_argument("--database-url", help="FILTERD_DATABASE_URL")
+    kl.set_defaults(func=cmd_keys_list)
+    # ---- end of keys
 
     d = sub.add_parser("data", help="training data").add_subparsers(dest="data_cmd", required=True)
     b = d.add_parser("build", help="build the labelled training set")

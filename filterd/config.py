@@ -8,13 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, HttpUrl, SecretStr, ValidationError, field_validator
+from pydantic import Field, HttpUrl, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from filterd.errors import ConfigError
 
-ApiRole = Literal["ingest", "agent", "supervisor", "admin"]
-_SECRETS = frozenset({"api_keys", "originals_key"})  # never echoed in an error message
+_SECRETS = frozenset({"originals_key"})  # never echoed in an error message
 
 
 class Settings(BaseSettings):
@@ -53,19 +52,49 @@ class Settings(BaseSettings):
     delivery_poll_seconds: float = Field(2.0, gt=0)  # how often the worker looks for due work
     delivery_batch: int = Field(50, ge=1)  # deliveries claimed (and sent concurrently) at once
 
-    # ---- access (interim: a plain key -> role map until hashed API keys replace it)
-    api_keys: dict[str, ApiRole] = Field(default_factory=dict, repr=False)  # none: open
+    # ---- access (issue 6; filterd/api/access.py): keys live hashed in the store
+    require_keys: bool = False  # true: never open, even while the store holds no key
+    key_cache_seconds: float = Field(10.0, ge=0, le=3_600)  # a revoke takes effect within this
+    metrics_require_key: bool = False  # true: /metrics needs a metrics or admin key
+    # ---- end of access
     # ---- originals: the unmasked text, Fernet-encrypted at rest, read by supervisors only
     store_originals: bool = False
     originals_key: SecretStr | None = None  # a Fernet key (Fernet.generate_key())
 
-    @field_validator("api_keys")
-    @classmethod
-    def _long_keys(cls, v: dict[str, ApiRole]) -> dict[str, ApiRole]:
-        if any(len(key) < 16 for key in v):
-            raise ValueError("every API key must be at least 16 characters (use e.g. "
-                             "python -c 'import secrets; print(secrets.token_urlsafe(32))')")
-        return v
+    # ---- limits and model failure (issue 6; filterd/api/limits.py, filterd/classify/guard.py)
+    # Every limit is per process: with N workers or instances the effective limit is N x.
+    max_body_bytes: int | None = Field(None, ge=1)  # None: sized for a full :batch (below)
+    rate_key_per_second: float = Field(2_000, ge=0)  # ingest messages per key; 0 = off
+    rate_key_burst: int = Field(4_000, ge=1)
+    rate_conversation_per_second: float = Field(5, ge=0)  # per (tenant, conversation); 0 = off
+    rate_conversation_burst: int = Field(20, ge=1)
+    rate_api_per_second: float = Field(200, ge=0)  # other /v1 requests per key; 0 = off
+    rate_api_burst: int = Field(400, ge=1)
+    max_inflight: int = Field(64, ge=0)  # ingest requests judged at once; 0 = unbounded
+    admission_wait_ms: int = Field(100, ge=0)  # wait for an in-flight slot, then 503
+    model_timeout_ms: int = Field(250, ge=0)  # model time budget per call; 0 = none
+    model_timeout_per_text_ms: int = Field(10, ge=0)  # ... plus this per text in the call
+    model_concurrency: int = Field(32, ge=1, le=1_024)  # model calls (threads) at once
+    breaker_failures: int = Field(5, ge=0)  # consecutive failures that open it; 0 = off
+    breaker_reset_seconds: float = Field(30.0, gt=0)  # open -> one trial call after this
+    degraded_policy: Literal["open", "closed"] = "open"  # closed: degraded -> review queue
+
+    @property
+    def body_limit(self) -> int:
+        """FILTERD_MAX_BODY_BYTES, or room for a full batch of max-size texts: JSON may
+        escape each text to twice its UTF-8 size (``\\uXXXX`` for CJK), plus ~1 KiB of
+        ids, sender and metadata per message."""
+        if self.max_body_bytes is not None:
+            return self.max_body_bytes
+        return self.batch_max_messages * (2 * self.max_message_bytes + 1_024) + 1_024
+    # ---- end of limits and model failure
+
+    # ---- micro-batching of model calls in the service (issue 5; filterd/classify/batching.py)
+    micro_batch: bool = False  # concurrent requests share model calls (see README Performance)
+    batch_max_texts: int = Field(32, ge=1, le=1_024)  # texts one shared model call takes
+    batch_wait_ms: float = Field(2.0, ge=0, le=100)  # wait after the first text; 0: greedy
+    batch_queue_texts: int = Field(1_024, ge=1)  # texts queued for the model; more: 503
+    # ---- end of micro-batching
 
     @property
     def webhooks_configured(self) -> bool:

@@ -16,7 +16,7 @@
     ├── UnavailableError    the service cannot take this now; retry after ``retry_after`` s
     │   ├── RateLimitedError    a key or conversation sent more than its rate (429)
     │   └── OverloadedError     queues are full (503)
-    ├── AuthError           no API key, or one that FILTERD_API_KEYS does not list
+    ├── AuthError           no API key, or an unknown or revoked one (401)
     └── ForbiddenError      the caller's role may not do this
 
 The HTTP mapping of this tree lives in one place: ``filterd/api/errors.py``.

@@ -5,6 +5,10 @@ whichever thread ran it; every subscriber (one per open event stream) gets the e
 own event loop. It lives in one process: with ``filterd serve --workers N`` each worker
 streams the messages that worker stored. A subscriber that falls behind by ``max_queue``
 events loses the oldest ones (the console reloads the list when it reconnects).
+
+Each subscriber belongs to one tenant and only ever receives that tenant's events: the
+publisher names the tenant of each event, and the broadcaster hands it to that tenant's
+subscribers alone.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ Event = dict[str, Any]
 
 
 class _Subscriber:
-    def __init__(self, loop: asyncio.AbstractEventLoop, max_queue: int) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, max_queue: int, tenant: str) -> None:
         self.loop = loop
+        self.tenant = tenant
         self.queue: asyncio.Queue[Event] = asyncio.Queue(max_queue)
 
     def put(self, event: Event) -> None:  # on the subscriber's loop
@@ -33,7 +38,7 @@ class _Subscriber:
 
 
 class Broadcaster:
-    """``publish`` (any thread) -> every ``subscribe()`` queue (async)."""
+    """``publish(tenant, event)`` (any thread) -> every ``subscribe(tenant)`` queue (async)."""
 
     def __init__(self, max_queue: int = 1000) -> None:
         self.max_queue = max_queue
@@ -45,10 +50,10 @@ class Broadcaster:
         with self._lock:
             return len(self._subscribers)
 
-    def publish(self, event: Event) -> None:
-        """Hand ``event`` to every subscriber; never raises, never blocks."""
+    def publish(self, tenant: str, event: Event) -> None:
+        """Hand ``event`` to every subscriber of ``tenant``; never raises, never blocks."""
         with self._lock:
-            subscribers = list(self._subscribers)
+            subscribers = [s for s in self._subscribers if s.tenant == tenant]
         for sub in subscribers:
             try:
                 sub.loop.call_soon_threadsafe(sub.put, event)
@@ -56,9 +61,9 @@ class Broadcaster:
                 self._discard(sub)
 
     @contextlib.asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[asyncio.Queue[Event]]:
-        """A queue of the events published while the context is open."""
-        sub = _Subscriber(asyncio.get_running_loop(), self.max_queue)
+    async def subscribe(self, tenant: str) -> AsyncIterator[asyncio.Queue[Event]]:
+        """A queue of ``tenant``'s events published while the context is open."""
+        sub = _Subscriber(asyncio.get_running_loop(), self.max_queue, tenant)
         with self._lock:
             self._subscribers.add(sub)
         try:

@@ -4,7 +4,8 @@ One request (a single message is a batch of one) flows like this:
 
 1. every text is checked (size, emptiness) before anything is judged or stored;
 2. ``(conversation_id, message_id)`` keys already stored are answered from the store: a
-   retry gets the first verdict back and counts nothing twice;
+   retry gets the first verdict back and counts nothing twice (every step works inside the
+   caller's tenant: two tenants' "c1" are two conversations);
 3. each conversation's state and version are read, and the new messages are judged in
    rounds (round *k* holds the *k*-th new message of every conversation, so one model call
    serves many conversations while each conversation still sees its messages in order);
@@ -45,6 +46,7 @@ from filterd.originals import Sealer
 from filterd.pipeline import Filter, validate_text
 from filterd.route.conversation import ConversationState
 from filterd.store.base import (
+    DEFAULT_TENANT,
     ConversationWrite,
     NewDelivery,
     NewMessage,
@@ -104,9 +106,18 @@ class _Judged:
     after: ConversationState
 
 
-def delivery_key(kind: str, conversation_id: str, message_id: str) -> str:
+def scoped_id(tenant: str, conversation_id: str) -> str:
+    """A conversation id unique across tenants: ``tenant/id``, or the bare id in the default
+    tenant (so its delivery keys and sealed originals stay as they were before tenants).
+    Neither part may hold a ``/``, so this never collides."""
+    return conversation_id if tenant == DEFAULT_TENANT else f"{tenant}/{conversation_id}"
+
+
+def delivery_key(kind: str, conversation_id: str, message_id: str,
+                 tenant: str = DEFAULT_TENANT) -> str:
     """The ``Idempotency-Key`` of a webhook call: stable across retries and restarts."""
-    return uuid.uuid5(_KEY_NAMESPACE, f"{kind}\n{conversation_id}\n{message_id}").hex
+    cid = scoped_id(tenant, conversation_id)
+    return uuid.uuid5(_KEY_NAMESPACE, f"{kind}\n{cid}\n{message_id}").hex
 
 
 class Ingestor:
@@ -140,8 +151,10 @@ class Ingestor:
 
     # ------------------------------------------------------------------ public
 
-    def ingest(self, items: Sequence[Incoming], *, batch: bool = False) -> list[Outcome]:
-        """Judge and store ``items``; outcomes in input order (duplicates replay the first)."""
+    def ingest(self, items: Sequence[Incoming], *, batch: bool = False,
+               tenant: str = DEFAULT_TENANT) -> list[Outcome]:
+        """Judge and store ``items`` in ``tenant``'s conversations; outcomes in input order
+        (duplicates replay the first)."""
         self._check(items, batch)
         t0 = time.perf_counter()
         first: dict[Key, Incoming] = {}
@@ -150,15 +163,15 @@ class Ingestor:
         done: dict[Key, Outcome] = {}
         pending = dict(first)
         for round_ in range(_MAX_ROUNDS):
-            for key, stored in self.store.find_messages(list(pending)).items():
+            for key, stored in self.store.find_messages(tenant, list(pending)).items():
                 done[key] = Outcome(stored, replayed=True)
                 del pending[key]
                 self.metrics.replays.inc()
             if not pending:
                 break
-            for write, judged in self._plan(list(pending.values())):
+            for write, judged in self._plan(tenant, list(pending.values())):
                 try:
-                    stored_list = self.store.write(write)
+                    stored_list = self.store.write(tenant, write)
                 except StaleStateError:
                     continue  # someone wrote this conversation meanwhile: go round again
                 for j, stored in zip(judged, stored_list, strict=True):
@@ -205,15 +218,17 @@ class Ingestor:
             except InputError as e:
                 raise InputError(f"{where}{e}") from e
 
-    def _plan(self, items: list[Incoming]) -> list[tuple[ConversationWrite, list[_Judged]]]:
+    def _plan(self, tenant: str, items: list[Incoming]
+              ) -> list[tuple[ConversationWrite, list[_Judged]]]:
         """Judge pending items against fresh snapshots; one write per conversation."""
         by_conv: dict[str, list[Incoming]] = {}
         for item in items:
             by_conv.setdefault(item.conversation_id, []).append(item)
-        snaps = self.store.snapshots(list(by_conv))
+        snaps = self.store.snapshots(tenant, list(by_conv))
         judged = self._judge(by_conv, snaps)
         now = self.clock()
-        return [self._write(cid, snaps[cid], rows, now) for cid, rows in judged.items()]
+        return [self._write(tenant, cid, snaps[cid], rows, now)
+                for cid, rows in judged.items()]
 
     def _judge(self, by_conv: dict[str, list[Incoming]],
                snaps: dict[str, Snapshot]) -> dict[str, list[_Judged]]:
@@ -235,13 +250,13 @@ class Ingestor:
                 out[cid].append(_Judged(item, verdict, before, after))
         return out
 
-    def _write(self, cid: str, snap: Snapshot, rows: list[_Judged],
+    def _write(self, tenant: str, cid: str, snap: Snapshot, rows: list[_Judged],
                now: datetime) -> tuple[ConversationWrite, list[_Judged]]:
         messages, deliveries = [], []
         for j in rows:
             verdict = j.verdict.as_dict()
             escalated_here = j.before.escalated is None and j.after.escalated is not None
-            sealed = (self.sealer.seal(cid, j.item.message_id, j.item.text)
+            sealed = (self.sealer.seal(scoped_id(tenant, cid), j.item.message_id, j.item.text)
                       if self.sealer is not None else None)
             messages.append(NewMessage(
                 message_id=j.item.message_id, channel=j.item.channel, role=j.item.role,
@@ -249,13 +264,14 @@ class Ingestor:
                 escalated_here=escalated_here, received_at=now, sent_at=j.item.sent_at,
                 meta=j.item.meta, sealed_original=sealed))
             if j.item.role == "customer":
-                deliveries.extend(self._deliveries(j, verdict))
+                deliveries.extend(self._deliveries(tenant, j, verdict))
         write = ConversationWrite(
             conversation_id=cid, channel=rows[0].item.channel, expected_version=snap.version,
             messages=tuple(messages), state=rows[-1].after, deliveries=tuple(deliveries))
         return write, rows
 
-    def _deliveries(self, j: _Judged, verdict: dict[str, Any]) -> list[NewDelivery]:
+    def _deliveries(self, tenant: str, j: _Judged, verdict: dict[str, Any]
+                    ) -> list[NewDelivery]:
         s, item = self.settings, j.item
         queue = j.verdict.route.queue
         targets: list[tuple[Literal["console", "alert"], str]] = []
@@ -268,6 +284,7 @@ class Ingestor:
         for kind, url in targets:
             payload = {
                 "event": "alert" if kind == "alert" else "message",
+                "tenant": tenant,
                 "conversation_id": item.conversation_id,
                 "message_id": item.message_id,
                 "channel": item.channel,
@@ -277,7 +294,8 @@ class Ingestor:
                 "conversation": {"id": item.conversation_id, **j.after.as_dict()},
             }
             out.append(NewDelivery(item.message_id, kind, url,
-                                   delivery_key(kind, item.conversation_id, item.message_id),
+                                   delivery_key(kind, item.conversation_id, item.message_id,
+                                                tenant),
                                    payload))
         return out
 

@@ -18,8 +18,13 @@ from collections.abc import Mapping
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from filterd.classify.guard import FAILURE_REASONS, BreakerState, FailureReason
 from filterd.types import Verdict
 
+# limits and model failure (issue 6)
+REJECT_REASONS = ("rate_limited_key", "rate_limited_conversation", "overloaded",
+                  "body_too_large")
+_CIRCUIT_STATES: dict[BreakerState, int] = {"closed": 0, "half_open": 1, "open": 2}
 _LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -63,6 +68,35 @@ class Metrics:
         self.ingest_seconds = Histogram("filterd_ingest_seconds",
                                         "Time to judge and store one request's messages.",
                                         buckets=_LATENCY, registry=r)
+        # ---- limits and model failure (issue 6): filterd/api/limits.py, classify/guard.py
+        self.rejected = Counter("filterd_rejected_requests",
+                                "Requests refused by a limit, by reason.", ["reason"],
+                                registry=r)
+        self.inflight = Gauge("filterd_inflight_requests",
+                              "Ingest requests being judged now (FILTERD_MAX_INFLIGHT).",
+                              registry=r, multiprocess_mode="livesum")
+        self.model_failures = Counter("filterd_model_failures",
+                                      "Model calls that failed, by reason.", ["reason"],
+                                      registry=r)
+        self.degraded_messages = Counter("filterd_degraded_messages",
+                                         "Stored messages judged without the model.",
+                                         registry=r)
+        self.circuit_state = Gauge("filterd_model_circuit_state",
+                                   "Model circuit breaker: 0 closed, 1 half-open, 2 open.",
+                                   registry=r, multiprocess_mode="livemax")
+        for reason in REJECT_REASONS:  # exported at 0 from the start, for alert rules
+            self.rejected.labels(reason)
+        for reason in FAILURE_REASONS:
+            self.model_failures.labels(reason)
+        # ---- end of limits and model failure
+
+    # ---- limits and model failure (issue 6): Metrics is the guard's listener
+    def model_failed(self, reason: FailureReason) -> None:
+        self.model_failures.labels(reason).inc()
+
+    def circuit_changed(self, state: BreakerState) -> None:
+        self.circuit_state.set(_CIRCUIT_STATES[state])
+    # ---- end of limits and model failure
 
     def observe_stages(self, stage_seconds: Mapping[str, float]) -> None:
         for stage, seconds in stage_seconds.items():
@@ -76,6 +110,8 @@ class Metrics:
             self.flags.labels(flag).inc()
         for span in verdict.spans:
             self.masked_spans.labels(span.kind).inc()
+        if verdict.degraded:  # limits and model failure (issue 6)
+            self.degraded_messages.inc()
         if strike:
             self.strikes.inc()
         if escalated_to:

@@ -57,14 +57,18 @@ _HAS_LETTER = re.compile(r"[a-z]")
 _TRAILING_PUNCT = "!|"  # "hello!" is punctuation, not "helloi"
 
 # Single glyphs split by one separator ("f.u.c.k", "s h i t", "f. u. c. k"), three or more.
-# Three, so "a b test" and "e.g." stay as they are.
+# Three, so "a b test" and "e.g." stay as they are. A "!" right after the last glyph is
+# punctuation, not a glued glyph: "f.u.c.k!" must fold like "f.u.c.k." (found by a
+# property test; the chain used to be rejected and it folded to "fuc.k!").
 _GLYPH = "a-z0-9@$!"
+_AFTER = "a-z0-9@$"  # what may not follow the last glyph
 _COLLAPSE = re.compile(
-    rf"(?<![{_GLYPH}])[{_GLYPH}](?:(?:[.\-_*/|~+:,] ?| )[{_GLYPH}]){{2,}}(?![{_GLYPH}])"
+    rf"(?<![{_GLYPH}])[{_GLYPH}](?:(?:[.\-_*/|~+:,] ?| )[{_GLYPH}]){{2,}}(?![{_AFTER}])"
 )
 _GLYPH_SET = frozenset("abcdefghijklmnopqrstuvwxyz0123456789@$!")
 
 _RUN = re.compile(r"([a-z])\1{2,}")
+_DOUBLE = re.compile(r"([a-z])\1+")  # squeeze=True: doubles shortened too
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
@@ -167,9 +171,9 @@ def _leet_token(m: re.Match[str]) -> str:
 
 
 def _collapse_runs(
-    text: str, starts: Sequence[int], ends: Sequence[int], keep: int
+    text: str, starts: Sequence[int], ends: Sequence[int], keep: int, squeeze: bool = False
 ) -> tuple[str, Sequence[int], Sequence[int], bool]:
-    matches = list(_RUN.finditer(text))
+    matches = list((_DOUBLE if squeeze else _RUN).finditer(text))
     if not matches:
         return text, starts, ends, False
     out: list[str] = []
@@ -190,11 +194,14 @@ def _collapse_runs(
     return "".join(out), new_starts, new_ends, True
 
 
-def normalize(text: str, *, max_repeat: int = 1) -> Normalized:
+def normalize(text: str, *, max_repeat: int = 1, squeeze: bool = False) -> Normalized:
     """Fold ``text`` for matching (see the module docstring) and keep the offset map.
 
     ``max_repeat`` is how many letters a run of three or more shrinks to: 1 by default
     (``fuuuck`` -> ``fuck``); 2 recovers words with a real double (``asssss`` -> ``ass``).
+    ``squeeze`` shortens every run, doubles included, to one letter (``asssshooole`` ->
+    ``ashole``): the lexicon's last resort for a word with a real double whose letters are
+    also stretched elsewhere, which neither setting of ``max_repeat`` recovers.
     """
     if not isinstance(text, str):
         raise InputError(f"normalize() takes a str, got {type(text).__name__}; decode it first.")
@@ -203,7 +210,8 @@ def normalize(text: str, *, max_repeat: int = 1) -> Normalized:
     folded, starts, ends = _fold_chars(text)
     folded, starts, ends = _collapse_separators(folded, starts, ends)
     folded = _LEET_TOKEN.sub(_leet_token, folded)  # one char for one char: offsets unchanged
-    folded, starts, ends, runs = _collapse_runs(folded, starts, ends, max_repeat)
+    keep = 1 if squeeze else max_repeat
+    folded, starts, ends, runs = _collapse_runs(folded, starts, ends, keep, squeeze)
     if not isinstance(starts, range):
         starts, ends = tuple(starts), tuple(ends)
     return Normalized(folded, starts, ends, len(text), runs)

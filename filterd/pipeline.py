@@ -2,8 +2,10 @@
 
 :class:`Filter` is the public entry point (``from filterd import Filter``). Stages add
 spans and scores; none rewrites the text. Masks are applied once, at the end.
-If the model fails, the message is still judged, masked and routed from the
-detectors alone and the verdict says ``degraded``.
+If the model fails, runs past its time budget or is switched off by its circuit breaker
+(:mod:`filterd.classify.guard`), the message is still judged, masked and routed from the
+detectors alone and the verdict says ``degraded``; ``FILTERD_DEGRADED_POLICY=closed`` sends
+such messages to a review queue.
 """
 
 from __future__ import annotations
@@ -11,16 +13,18 @@ from __future__ import annotations
 import logging
 import re
 import time
+import traceback
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from filterd.classify.base import Classifier
+from filterd.classify.guard import CircuitOpenError, GuardedClassifier
 from filterd.config import Settings, load_settings
 from filterd.detect.lexicon import Lexicon
 from filterd.detect.phrases import PhraseDetector
 from filterd.detect.pii import PiiDetector
-from filterd.errors import FilterdError, InputError
+from filterd.errors import FilterdError, InputError, UnavailableError
 from filterd.mask import apply_masks
 from filterd.normalize import normalize
 from filterd.route.conversation import ConversationState
@@ -87,7 +91,18 @@ class Filter:
             from filterd.classify.onnx import OnnxClassifier
 
             classifier = OnnxClassifier(s.model_dir, threads=s.model_threads)
-        self.classifier = classifier
+        # What the pipeline calls: the model with a time budget and a circuit breaker.
+        self.guard = GuardedClassifier.from_settings(classifier, s)
+
+    @property
+    def classifier(self) -> Classifier:
+        """The model inside the guard. Assigning one (a micro-batcher around the model)
+        replaces what the guard wraps; the guard stays."""
+        return self.guard.inner
+
+    @classifier.setter
+    def classifier(self, classifier: Classifier) -> None:
+        self.guard.inner = classifier
 
     # ------------------------------------------------------------------ public API
 
@@ -158,14 +173,24 @@ class Filter:
         return [*self.lexicon.find(text), *self.pii.find(text), *self.phrases.find(text)]
 
     def _classify(self, texts: list[str]) -> tuple[list[ModelOutput | None], bool]:
+        """Model outputs, or ``None`` for each text and ``degraded=True`` when the model
+        failed, ran out of time or is switched off by its circuit breaker. Overload (a full
+        model queue: :class:`~filterd.errors.UnavailableError`) is raised, not degraded."""
         cut = self.settings.model_max_chars
         try:
-            outs = self.classifier.predict([t[:cut] for t in texts])
+            outs = self.guard.predict([t[:cut] for t in texts])
             return list(outs), False
+        except UnavailableError:
+            raise  # the model's queue is full: overload, answered 503 + Retry-After
+        except CircuitOpenError:
+            log.debug("model circuit open; %d verdict(s) degraded to detectors", len(texts))
         except FilterdError as e:
             log.error("classifier failed (%s); verdicts degraded to detectors", type(e).__name__)
         except Exception as e:  # a broken model must never lose a message
-            log.exception("classifier crashed (%s); verdicts degraded", type(e).__name__)
+            # Type and stack only: the exception's message may quote the text (issue 6;
+            # tests/test_log_privacy.py).
+            log.error("classifier crashed (%s); verdicts degraded\n%s", type(e).__name__,
+                      "".join(traceback.format_tb(e.__traceback__)))
         return [None] * len(texts), True
 
     def _calm_category(self, scores: dict[str, float]) -> Category:
@@ -250,6 +275,8 @@ class Filter:
         )
         new_state = state.after(intensity, category == "abusive", self.policy.frustration.alpha)
         route = self.policy.route(category, flags, new_state, masked=bool(masked_spans))
+        if degraded and self.settings.degraded_policy == "closed":
+            route = self.policy.degraded_route(route)  # fail-closed: a human reads it
         new_state = new_state.with_escalation(route.queue, _URGENT_QUEUES)
         verdict = Verdict(
             id=id,

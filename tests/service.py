@@ -58,3 +58,20 @@ class Receiver:
     def payloads(self, path: str) -> list[dict[str, Any]]:
         urls = {r.headers["Idempotency-Key"]: r.url.path for r in self.calls}
         return [p for k, p in self.accepted.items() if urls[k] == path]
+
+
+# ---- access (issue 6): API keys for the service tests
+
+
+def issue_keys(app: FastAPI, *roles: str, tenant: str = "default") -> dict[str, str]:
+    """Create API keys of ``roles`` in ``tenant`` in the app's store (migrating it first);
+    role -> key. Keys made before the first request close the service at once."""
+    from filterd import apikeys
+
+    store = app.state.services.store
+    store.upgrade()
+    return {role: apikeys.issue(store, role, tenant, name=f"test {role}")[1] for role in roles}
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}

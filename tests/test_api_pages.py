@@ -9,20 +9,16 @@ from typing import Any
 
 import pytest
 
-from tests.service import client, message
+from tests.service import bearer, client, issue_keys, message
 
 pytestmark = pytest.mark.anyio
-
-KEYS = {"s" * 20: "supervisor", "a" * 20: "agent", "i" * 20: "ingest", "d" * 20: "admin"}
-
-
-def _as(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 @pytest.mark.parametrize("path, kind", [
     ("/console", "text/html"),
     ("/dashboard", "text/html"),
+    ("/login", "text/html"),
+    ("/static/login.js", "javascript"),
     ("/static/console.js", "javascript"),
     ("/static/dashboard.js", "javascript"),
     ("/static/charts.js", "javascript"),
@@ -31,8 +27,11 @@ def _as(key: str) -> dict[str, str]:
 ])
 async def test_pages_and_static_files_carry_security_headers(make_app: Any, path: str,
                                                              kind: str) -> None:
-    async with client(make_app(api_keys=KEYS)) as c:  # pages hold no data: no key needed
-        r = await c.get(path)
+    app = make_app()
+    keys = issue_keys(app, "admin")
+    async with client(app) as c:  # static files and the sign-in page need no key
+        r = await c.get(path, headers=bearer(keys["admin"]) if path in (
+            "/console", "/dashboard") else {})
     assert r.status_code == 200 and kind in r.headers["content-type"]
     csp = r.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
@@ -45,7 +44,7 @@ async def test_pages_and_static_files_carry_security_headers(make_app: Any, path
 async def test_pages_have_no_inline_script_or_style() -> None:
     from filterd.web import STATIC
 
-    for page in ("console.html", "dashboard.html"):
+    for page in ("console.html", "dashboard.html", "login.html", "forbidden.html"):
         html = (STATIC / page).read_text()
         assert "<script>" not in html and "style=" not in html and "<style" not in html
         assert "http://" not in html and "https://" not in html  # nothing from the internet
@@ -59,26 +58,28 @@ async def test_api_answers_carry_the_headers_too(make_app: Any) -> None:
     assert r.headers["x-frame-options"] == "DENY"
 
 
-@pytest.mark.parametrize("key, role, console, dashboard, reveal", [
-    ("a" * 20, "agent", True, False, False),
-    ("s" * 20, "supervisor", True, True, True),
-    ("d" * 20, "admin", True, True, True),
-    ("i" * 20, "ingest", False, False, False),  # a machine key: no pages
+@pytest.mark.parametrize("role, console, dashboard, reveal", [
+    ("agent", True, False, False),
+    ("supervisor", True, True, True),
+    ("admin", True, True, True),
+    ("ingest", False, False, False),  # a machine key: no pages
+    ("metrics", False, False, False),  # a scraper's key: no pages
 ])
-async def test_me_says_what_a_key_may_do(make_app: Any, key: str, role: str, console: bool,
+async def test_me_says_what_a_key_may_do(make_app: Any, role: str, console: bool,
                                          dashboard: bool, reveal: bool) -> None:
     from cryptography.fernet import Fernet
 
-    app = make_app(api_keys=KEYS, store_originals=True,
-                   originals_key=Fernet.generate_key().decode())
+    app = make_app(store_originals=True, originals_key=Fernet.generate_key().decode())
+    key = issue_keys(app, role, tenant="acme")[role]
+    _as = bearer
     async with client(app) as c:
         me = (await c.get("/v1/me", headers=_as(key))).json()
         dash = await c.get("/v1/dashboard", headers=_as(key))
         events = await c.get("/v1/events", headers=_as(key), params={"max_events": 1},
                              timeout=0.5) if not console else None
         unknown = await c.get("/v1/me")
-    assert me == {"role": role, "console": console, "dashboard": dashboard, "reveal": reveal,
-                  "originals_kept": True}
+    assert me == {"role": role, "tenant": "acme", "console": console, "dashboard": dashboard,
+                  "reveal": reveal, "originals_kept": True}
     assert dash.status_code == (200 if dashboard else 403)
     if events is not None:
         assert events.status_code == 403
@@ -89,8 +90,8 @@ async def test_open_service_pages_work_anonymously_but_reveal_is_closed(make_app
     async with client(make_app()) as c:
         me = (await c.get("/v1/me")).json()
         dash = await c.get("/v1/dashboard")
-    assert me == {"role": "anonymous", "console": True, "dashboard": True, "reveal": False,
-                  "originals_kept": False}
+    assert me == {"role": "anonymous", "tenant": "default", "console": True, "dashboard": True,
+                  "reveal": False, "originals_kept": False}
     assert dash.status_code == 200 and dash.json()["reveal"] is False
 
 

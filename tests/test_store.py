@@ -27,6 +27,8 @@ from filterd.store.base import (
 from filterd.store.models import metadata
 from filterd.store.sql import SqlStore, engine_url
 
+T = "default"  # the tenant of these tests (tests/test_tenants.py has several)
+
 
 def _verdict(mid: str, category: str = "neutral", queue: str = "standard") -> dict:  # type: ignore[type-arg]
     return {"id": mid, "category": category, "scores": {}, "flags": [], "flag_scores": {},
@@ -67,55 +69,77 @@ def test_migrations_build_exactly_the_models(store: SqlStore) -> None:
                                 metadata)
         version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
     assert diff == []
-    assert version == "0002"
+    assert version == "0003"
 
 
-def test_migration_0002_upgrades_a_0001_database_and_back(db_url: str) -> None:
-    from alembic import command
-    from alembic.config import Config
+def _insert_0001_rows(s: SqlStore, cid: str, mids: list[str]) -> None:
+    """Rows as the 0001/0002 schema holds them (no tenant column yet)."""
+    now = utcnow()
+    with s._writer.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO conversations (id, channel, messages, customer_messages, frustration,"
+            " strikes, version, created_at, updated_at) VALUES (:c, 'chat', :n, :n, 0.5, 1, 1,"
+            " :t, :t)"), {"c": cid, "n": len(mids), "t": now})
+        for seq, mid in enumerate(mids, 1):
+            conn.execute(text(
+                "INSERT INTO messages (conversation_id, message_id, seq, channel, role,"
+                " sender_id, text_masked, category, level, intensity, flags, queue, priority,"
+                " escalated_here, verdict, state_after, received_at, hour) VALUES (:c, :m, :s,"
+                " 'chat', 'customer', 'u', :x, 'neutral', 0, 0.1, '[]', 'standard', 3, false,"
+                " :v, :st, :t, 1)"),
+                {"c": cid, "m": mid, "s": seq, "x": f"text of {mid}", "t": now,
+                 "v": '{"text_masked": "x"}',
+                 "st": '{"customer_messages": 1, "frustration": 0.5, "strikes": 1}'})
 
-    from filterd.store.sql import MIGRATIONS
 
+def test_migrations_upgrade_old_databases_and_back(db_url: str) -> None:
     s = SqlStore(db_url)
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-
-    def migrate(step: str, to: str) -> None:
-        with s._writer.begin() as conn:
-            cfg.attributes["connection"] = conn
-            getattr(command, step)(cfg, to)
-
-    migrate("upgrade", "0001")
-    s.write(_write("c1", ["m1"]))  # data written before 0002 survives it
-    migrate("upgrade", "head")
-    assert s.sealed_original("c1", "m1") is None
-    s.write(_write("c1", ["m2"], version=1, sealed="token-of-m2"))
-    assert s.sealed_original("c1", "m2") == "token-of-m2"
-    migrate("downgrade", "0001")
+    s.migrate("upgrade", "0001")
+    _insert_0001_rows(s, "c1", ["m1"])  # data written before 0002 and 0003 survives them
+    s.migrate("upgrade", "0002")
+    with s._writer.begin() as conn:
+        conn.execute(text("INSERT INTO audit_log (at, who, role, action, conversation_id,"
+                          " message_id, outcome) VALUES (:t, 'key-1', 'supervisor',"
+                          " 'read_original', 'c1', 'm1', 'granted')"), {"t": utcnow()})
+    s.upgrade()
+    # the old rows are the default tenant's now, and nobody else's
+    assert [m.message_id for m in s.transcript(T, "c1").messages] == ["m1"]
+    assert s.snapshots(T, ["c1"])["c1"].state.strikes == 1
+    assert [e.who for e in s.audit_entries(T, 10)] == ["key-1"]
+    assert s.snapshots("other", ["c1"])["c1"].version == 0
+    assert s.sealed_original(T, "c1", "m1") is None
+    s.write(T, _write("c1", ["m2"], version=1, sealed="token-of-m2"))
+    assert s.sealed_original(T, "c1", "m2") == "token-of-m2"
+    s.migrate("downgrade", "0001")
     with s._engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
         assert conn.execute(text("SELECT count(*) FROM messages")).scalar() == 2
-    migrate("upgrade", "head")
+    s.upgrade()
+    assert s.snapshots(T, ["c1"])["c1"].version == 2
+    s.write("other", _write("c1", ["m1"]))  # another tenant's "c1": 0003 cannot be undone
+    with pytest.raises(RuntimeError, match="belong to tenants other than 'default'"):
+        s.migrate("downgrade", "0002")
+    assert s.snapshots("other", ["c1"])["c1"].version == 1  # nothing was changed
     s.close()
 
 
 def test_originals_and_audit_entries(store: SqlStore) -> None:
-    store.write(_write("c1", ["m1", "m2"], sealed="tok"))
-    assert store.sealed_original("c1", "m1") == "tok"
+    store.write(T, _write("c1", ["m1", "m2"], sealed="tok"))
+    assert store.sealed_original(T, "c1", "m1") == "tok"
     with pytest.raises(NotFoundError):
-        store.sealed_original("c1", "nope")
+        store.sealed_original(T, "c1", "nope")
     with pytest.raises(StaleStateError):  # the whole write is one transaction
-        store.write(_write("c1", ["m3", "m1"], version=1, sealed="tok"))
+        store.write(T, _write("c1", ["m3", "m1"], version=1, sealed="tok"))
     with pytest.raises(NotFoundError):
-        store.sealed_original("c1", "m3")
+        store.sealed_original(T, "c1", "m3")
     now = utcnow()
-    first = store.audit(AuditEntry("key-1", "agent", "read_original", "c1", "m1", "denied", now))
-    store.audit(AuditEntry("key-2", "supervisor", "read_original", "c2", "m1", "granted", now))
+    first = store.audit(T, AuditEntry("key-1", "agent", "read_original", "c1", "m1", "denied", now))
+    store.audit(T, AuditEntry("key-2", "supervisor", "read_original", "c2", "m1", "granted", now))
     assert first.id is not None
-    got = store.audit_entries(10)
+    got = store.audit_entries(T, 10)
     assert [(e.who, e.outcome) for e in got] == [("key-2", "granted"), ("key-1", "denied")]
-    assert [e.who for e in store.audit_entries(10, conversation_id="c1")] == ["key-1"]
-    assert len(store.audit_entries(1)) == 1
+    assert [e.who for e in store.audit_entries(T, 10, conversation_id="c1")] == ["key-1"]
+    assert len(store.audit_entries(T, 1)) == 1
 
 
 def test_sqlite_runs_in_wal_mode(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -127,29 +151,29 @@ def test_sqlite_runs_in_wal_mode(tmp_path) -> None:  # type: ignore[no-untyped-d
 
 
 def test_write_then_read_back(store: SqlStore) -> None:
-    [a, b] = store.write(_write("c1", ["m1", "m2"]))
+    [a, b] = store.write(T, _write("c1", ["m1", "m2"]))
     assert (a.seq, b.seq) == (1, 2)
-    snap = store.snapshots(["c1", "nope"])
+    snap = store.snapshots(T, ["c1", "nope"])
     assert snap["c1"].version == 1 and snap["c1"].state.customer_messages == 2
     assert snap["nope"].version == 0
-    found = store.find_messages([("c1", "m1"), ("c1", "zz")])
+    found = store.find_messages(T, [("c1", "m1"), ("c1", "zz")])
     assert list(found) == [("c1", "m1")] and found[("c1", "m1")].verdict["id"] == "m1"
-    t = store.transcript("c1")
+    t = store.transcript(T, "c1")
     assert [m.message_id for m in t.messages] == ["m1", "m2"]
     assert t.conversation.messages == 2
     with pytest.raises(NotFoundError) as e:
-        store.transcript("nope")
+        store.transcript(T, "nope")
     assert e.value.code == "conversation_not_found"
 
 
 def test_a_stale_version_or_a_stored_id_is_refused(store: SqlStore) -> None:
-    store.write(_write("c1", ["m1"]))
+    store.write(T, _write("c1", ["m1"]))
     with pytest.raises(StaleStateError):  # judged against version 0, but it is 1 now
-        store.write(_write("c1", ["m2"], version=0))
+        store.write(T, _write("c1", ["m2"], version=0))
     with pytest.raises(StaleStateError):  # the same message id again
-        store.write(_write("c1", ["m1"], version=1))
-    store.write(_write("c1", ["m2"], version=1))
-    assert store.snapshots(["c1"])["c1"].version == 2
+        store.write(T, _write("c1", ["m1"], version=1))
+    store.write(T, _write("c1", ["m2"], version=1))
+    assert store.snapshots(T, ["c1"])["c1"].version == 2
 
 
 def test_concurrent_messages_never_lose_a_strike(store: SqlStore, keyword_filter) -> None:  # type: ignore[no-untyped-def]
@@ -157,9 +181,9 @@ def test_concurrent_messages_never_lose_a_strike(store: SqlStore, keyword_filter
     n = 16
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda i: ing.ingest([_incoming("c1", f"m{i}", "you idiot")]), range(n)))
-    state = store.snapshots(["c1"])["c1"].state
+    state = store.snapshots(T, ["c1"])["c1"].state
     assert (state.customer_messages, state.strikes) == (n, n)
-    t = store.transcript("c1")
+    t = store.transcript(T, "c1")
     assert sorted(m.seq for m in t.messages) == list(range(1, n + 1))
     # every stored state is the one its message left: strikes count up 1..n by seq
     assert [m.state_after.strikes for m in t.messages] == list(range(1, n + 1))
@@ -172,41 +196,41 @@ def test_concurrent_retries_store_one_message(store: SqlStore, keyword_filter) -
                                  range(12)))
     assert sum(not o.replayed for o in outcomes) == 1
     assert len({o.message.pk for o in outcomes}) == 1
-    assert store.snapshots(["c1"])["c1"].state.strikes == 1
+    assert store.snapshots(T, ["c1"])["c1"].state.strikes == 1
 
 
 def test_conversation_queries(store: SqlStore) -> None:
-    store.write(_write("calm", ["m1"]))
-    store.write(_write("angry", ["m1"], category="abusive", queue="abuse_review"))
-    store.write(_write("later", ["m1"], category="frustrated", queue="priority"))
-    newest = [c.id for c in store.conversations(ConversationQuery())]
+    store.write(T, _write("calm", ["m1"]))
+    store.write(T, _write("angry", ["m1"], category="abusive", queue="abuse_review"))
+    store.write(T, _write("later", ["m1"], category="frustrated", queue="priority"))
+    newest = [c.id for c in store.conversations(T, ConversationQuery())]
     assert newest == ["later", "angry", "calm"]
-    assert [c.id for c in store.conversations(ConversationQuery(queue="abuse_review"))] == [
+    assert [c.id for c in store.conversations(T, ConversationQuery(queue="abuse_review"))] == [
         "angry"]
-    assert [c.id for c in store.conversations(ConversationQuery(category="frustrated"))] == [
+    assert [c.id for c in store.conversations(T, ConversationQuery(category="frustrated"))] == [
         "later"]
-    assert [c.id for c in store.conversations(ConversationQuery(limit=1))] == ["later"]
+    assert [c.id for c in store.conversations(T, ConversationQuery(limit=1))] == ["later"]
     future = utcnow() + timedelta(hours=1)
-    assert store.conversations(ConversationQuery(since=future)) == []
+    assert store.conversations(T, ConversationQuery(since=future)) == []
 
 
 def test_feedback_newest_correction_per_message(store: SqlStore) -> None:
-    store.write(_write("c1", ["m1", "m2"]))
+    store.write(T, _write("c1", ["m1", "m2"]))
     now = utcnow()
-    store.add_feedback(FeedbackIn("c1", "m1", "frustrated", (), "a1"), now)
-    store.add_feedback(FeedbackIn("c1", "m1", "abusive", ("insult",), "a2", "second look"), now)
-    store.add_feedback(FeedbackIn("c1", "m2", "neutral", (), "a1"), now)
+    store.add_feedback(T, FeedbackIn("c1", "m1", "frustrated", (), "a1"), now)
+    store.add_feedback(T, FeedbackIn("c1", "m1", "abusive", ("insult",), "a2", "second look"), now)
+    store.add_feedback(T, FeedbackIn("c1", "m2", "neutral", (), "a1"), now)
     got = list(store.feedback_examples())
     assert [(e.text, e.category, e.flags) for e in got] == [
         ("text of m1", "abusive", ("insult",)), ("text of m2", "neutral", ())]
     with pytest.raises(NotFoundError) as e:
-        store.add_feedback(FeedbackIn("c1", "nope", "neutral", (), "a1"), now)
+        store.add_feedback(T, FeedbackIn("c1", "nope", "neutral", (), "a1"), now)
     assert e.value.code == "message_not_found"
 
 
 def test_outbox_claims_leases_failures_and_dead_letters(store: SqlStore) -> None:
     d = NewDelivery("m1", "console", "http://console.test/hook", "k1", {"event": "message"})
-    store.write(_write("c1", ["m1"], deliveries=(d,)))
+    store.write(T, _write("c1", ["m1"], deliveries=(d,)))
     now = utcnow() + timedelta(seconds=1)
     assert store.outbox_depth() == 1
     [claimed] = store.claim_deliveries(now, 10, lease_seconds=30)
@@ -219,18 +243,18 @@ def test_outbox_claims_leases_failures_and_dead_letters(store: SqlStore) -> None
     [third] = store.claim_deliveries(later + timedelta(seconds=5), 10, 30)
     assert third.attempts == 1
     store.delivery_failed(third.id, later, "HTTP 503", retry_at=None)
-    [dead] = store.dead_letters(10)
+    [dead] = store.dead_letters(T, 10)
     assert (dead.status, dead.attempts, dead.last_error) == ("dead", 2, "HTTP 503")
     assert store.outbox_depth() == 0
-    requeued = store.requeue(dead.id, later)
+    requeued = store.requeue(T, dead.id, later)
     assert (requeued.status, requeued.attempts) == ("pending", 0)
     with pytest.raises(ConflictError):
-        store.requeue(dead.id, later)  # pending, not dead
+        store.requeue(T, dead.id, later)  # pending, not dead
     with pytest.raises(NotFoundError):
-        store.requeue(999_999, later)
+        store.requeue(T, 999_999, later)
     [last] = store.claim_deliveries(later, 10, 30)
     store.delivery_succeeded(last.id, later)
-    assert store.outbox_depth() == 0 and store.dead_letters(10) == []
+    assert store.outbox_depth() == 0 and store.dead_letters(T, 10) == []
 
 
 def test_stats_counts_customer_messages_in_the_window(store: SqlStore, keyword_filter) -> None:  # type: ignore[no-untyped-def]
@@ -239,12 +263,12 @@ def test_stats_counts_customer_messages_in_the_window(store: SqlStore, keyword_f
                 _incoming("c1", "m3", "you moron"), _incoming("c1", "m4", "still waiting"),
                 _incoming("c1", "a1", "you idiot", role="agent")], batch=True)
     until = utcnow() + timedelta(seconds=1)
-    s = store.stats(until - timedelta(hours=24), until)
+    s = store.stats(T, until - timedelta(hours=24), until)
     assert (s.messages, s.abusive, s.frustrated) == (4, 2, 1)
     assert s.escalations == {"abuse_review": 1}
     assert [(b.key, b.messages) for b in s.channels] == [("chat", 4)]
     assert len(s.hourly) in (24, 25) and sum(b.messages for b in s.hourly) == 4
-    assert store.stats(until, until + timedelta(hours=1)).messages == 0
+    assert store.stats(T, until, until + timedelta(hours=1)).messages == 0
 
 
 def test_only_masked_text_reaches_the_database(store: SqlStore, keyword_filter) -> None:  # type: ignore[no-untyped-def]

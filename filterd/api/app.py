@@ -18,9 +18,11 @@ from fastapi import FastAPI
 
 from filterd import __version__
 from filterd.api import errors
+from filterd.api import limits as api_limits
 from filterd.api.deps import Services
 from filterd.api.routes import ROUTERS
 from filterd.api.routes.events import message_event
+from filterd.classify.batching import BatchingClassifier
 from filterd.config import Settings, load_settings
 from filterd.events import Broadcaster
 from filterd.ingest import Ingestor
@@ -52,39 +54,63 @@ def create_app(
         sql = SqlStore(settings.database_url)
         log.info("store: %s", sql.url)
         store = sql
-    if not settings.api_keys:
-        log.warning("no FILTERD_API_KEYS: the API is open to any caller (originals and the "
-                    "audit log stay closed)")
-    filter = filter or Filter(settings)
+    # ---- micro-batching (issue 5): only around the model this app loads itself; a Filter
+    # passed in (tests, embedders) keeps its classifier as given.
+    batcher: BatchingClassifier | None = None
+    if filter is None:
+        filter = Filter(settings)
+        if settings.micro_batch:
+            batcher = BatchingClassifier(filter.classifier, max_texts=settings.batch_max_texts,
+                                         wait_ms=settings.batch_wait_ms,
+                                         queue_texts=settings.batch_queue_texts)
+            filter.classifier = batcher
+    # ---- end of micro-batching
     metrics = Metrics()
     deliverer = Deliverer(store, settings, metrics, transport=transport)
     events = Broadcaster()
     ingestor = Ingestor(filter, store, settings, metrics, on_delivery=deliverer.wake,
                         sealer=sealer if settings.store_originals else None,
-                        on_stored=lambda m: events.publish(message_event(m)))
+                        on_stored=lambda m: events.publish(m.tenant, message_event(m)))
     services = Services(settings, filter, store, ingestor, metrics, deliverer, sealer, events)
+    guard = filter.guard  # limits and model failure (issue 6): its failures feed the metrics
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.migrate_on_start:
             await anyio.to_thread.run_sync(services.store.upgrade)
+        await anyio.to_thread.run_sync(_warn_if_open, services)  # access (issue 6)
         if settings.delivery_worker and settings.webhooks_configured:
             deliverer.start()
+        guard.add_listener(metrics)  # limits and model failure (issue 6)
         try:
             yield
         finally:
+            guard.remove_listener(metrics)
             await deliverer.aclose()
+            if batcher is not None:  # micro-batching (issue 5): join the model thread
+                await anyio.to_thread.run_sync(batcher.close)
             if own_store:
                 services.store.close()
 
     app = FastAPI(title="filterd", version=__version__, lifespan=lifespan,
                   description="Abuse and frustration filter for customer-service chat.")
     app.state.services = services
+    # limits and model failure (issue 6): body size and admission middleware (inside the
+    # error handlers' catch-all), rate limits on every /v1 route
+    v1_limits = api_limits.install(app, settings, metrics)
     errors.install(app)
     for router in ROUTERS:
-        app.include_router(router)
+        app.include_router(router, dependencies=v1_limits if router.prefix == "/v1" else None)
     install_web(app)  # /console, /dashboard, /static and the security headers
     return app
+
+
+def _warn_if_open(services: Services) -> None:
+    """Access (issue 6): say at start-up when no API key exists (the service is open)."""
+    try:
+        services.keyring.warn_if_open()
+    except Exception as e:  # the store is not ready (migrations off): /readyz says so
+        log.warning("could not check the API keys at start-up (%s)", type(e).__name__)
 
 
 def create_app_from_env() -> FastAPI:

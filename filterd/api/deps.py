@@ -2,17 +2,31 @@
 
 Everything lives in one :class:`Services` built by ``create_app`` and kept on
 ``app.state``; handlers never read the environment or module globals.
+
+Access: every route names the one permission it needs (``require(...)`` below); who has
+which permission is the role matrix in :mod:`filterd.api.access`. A caller presents its key
+as ``Authorization: Bearer <key>``, ``X-API-Key: <key>`` or, from the browser pages, the
+``filterd_key`` cookie set by ``POST /login``. A request authenticated by the cookie that
+changes something (not GET/HEAD/OPTIONS) must also carry ``X-Requested-With: filterd``: a
+page of another site can make a browser send the cookie, but not that header (CSRF).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Literal, cast
+from typing import Annotated, cast
 
 from fastapi import Depends, Request
 
+from filterd.api.access import (
+    ACCESS,
+    ANONYMOUS,
+    KeyRing,
+    Permission,
+    Principal,
+    Role,
+)
 from filterd.config import Settings
 from filterd.errors import AuthError, ForbiddenError
 from filterd.events import Broadcaster
@@ -23,34 +37,12 @@ from filterd.outbox import Deliverer
 from filterd.pipeline import Filter
 from filterd.store.base import Store
 
-Role = Literal["anonymous", "ingest", "agent", "supervisor", "admin"]
-SUPERVISORS: frozenset[Role] = frozenset({"supervisor", "admin"})  # may read originals, audit
-# The browser pages' data. "anonymous" only exists when no keys are configured (open service).
-CONSOLE_ROLES: frozenset[Role] = frozenset({"anonymous", "agent", "supervisor", "admin"})
-DASHBOARD_ROLES: frozenset[Role] = frozenset({"anonymous", "supervisor", "admin"})
+__all__ = ["ANONYMOUS", "Principal", "Role", "Services", "authenticate", "require"]
 
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling: ``id`` names the key (a fingerprint, never the key), ``role`` its role."""
-
-    id: str = "anonymous"
-    role: Role = "anonymous"
-
-    @property
-    def is_supervisor(self) -> bool:
-        return self.role in SUPERVISORS
-
-    @property
-    def may_use_console(self) -> bool:
-        return self.role in CONSOLE_ROLES
-
-    @property
-    def may_use_dashboard(self) -> bool:
-        return self.role in DASHBOARD_ROLES
-
-
-ANONYMOUS = Principal()
+COOKIE = "filterd_key"  # HttpOnly, SameSite=Strict; set by POST /login
+CSRF_HEADER = "x-requested-with"
+CSRF_VALUE = "filterd"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +55,18 @@ class Services:
     deliverer: Deliverer
     sealer: Sealer | None = None  # FILTERD_ORIGINALS_KEY set
     events: Broadcaster = field(default_factory=Broadcaster)  # stored messages, for /v1/events
+    keys: KeyRing | None = None  # None: one on ``store`` with the settings' cache and mode
+
+    def __post_init__(self) -> None:
+        if self.keys is None:
+            s = self.settings
+            object.__setattr__(self, "keys", KeyRing(
+                self.store, ttl_seconds=s.key_cache_seconds, require_keys=s.require_keys))
+
+    @property
+    def keyring(self) -> KeyRing:
+        assert self.keys is not None  # set in __post_init__
+        return self.keys
 
 
 def get_services(request: Request) -> Services:
@@ -92,52 +96,61 @@ def get_deliverer(s: ServicesDep) -> Deliverer:
     return s.deliverer
 
 
-def _presented_key(request: Request) -> str | None:
+def presented_key(request: Request) -> tuple[str | None, bool]:
+    """The key the request carries, and whether it came from the cookie (headers win)."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    return request.headers.get("x-api-key") or None
+        return token.strip(), False
+    header = request.headers.get("x-api-key", "").strip()
+    if header:
+        return header, False
+    cookie = request.cookies.get(COOKIE, "").strip()
+    return (cookie, True) if cookie else (None, False)
+
+
+def authenticate(request: Request, services: Services) -> Principal:
+    """The caller; AuthError (401) without a valid key, unless the service is open."""
+    ring = services.keyring
+    if ring.is_open():
+        return ANONYMOUS
+    token, from_cookie = presented_key(request)
+    if token is None:
+        raise AuthError("This service needs an API key: send 'Authorization: Bearer <key>' "
+                        "or 'X-API-Key: <key>', or sign in at /login. An admin makes keys "
+                        "with `filterd keys create --role ...`.")
+    principal = ring.resolve(token)
+    if (from_cookie and request.method not in _SAFE_METHODS
+            and request.headers.get(CSRF_HEADER, "").lower() != CSRF_VALUE):
+        raise ForbiddenError(f"A request signed in by cookie that changes something must carry "
+                             f"the header 'X-Requested-With: {CSRF_VALUE}' (CSRF defence).")
+    return principal
 
 
 def current_principal(request: Request, s: ServicesDep) -> Principal:
-    """The caller, from ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``.
-
-    Interim check, to be replaced by hashed API keys: ``FILTERD_API_KEYS`` maps each key to
-    a role. With no keys configured the service is open and every caller is anonymous.
-    """
-    keys = s.settings.api_keys
-    if not keys:
-        return ANONYMOUS
-    presented = _presented_key(request)
-    if presented is None:
-        raise AuthError("This service needs an API key: send 'Authorization: Bearer <key>' "
-                        "or 'X-API-Key: <key>' (FILTERD_API_KEYS lists the keys).")
-    given = presented.encode()
-    found: str | None = None
-    for key in keys:  # compare with every key, in constant time per key
-        if hmac.compare_digest(given, key.encode()):
-            found = key
-    if found is None:
-        raise AuthError("The API key is not valid. Check it against FILTERD_API_KEYS.")
-    return Principal(id="key-" + hashlib.sha256(given).hexdigest()[:12], role=keys[found])
+    """The caller, whatever its role (routes use ``require(...)`` for their permission)."""
+    return authenticate(request, s)
 
 
-def console_principal(principal: Annotated[Principal, Depends(current_principal)]
-                      ) -> Principal:
-    """The caller, if its role may use the agent console (agent, supervisor, admin)."""
-    if not principal.may_use_console:
-        raise ForbiddenError(f"The agent console needs an agent, supervisor or admin API key; "
-                             f"this key's role is {principal.role!r}.")
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+def check(principal: Principal, permission: Permission, what: str) -> Principal:
+    """``principal`` if its role has ``permission``; else ForbiddenError naming the roles."""
+    if not principal.may(permission):
+        roles = sorted(r for r in ACCESS[permission] if r != "anonymous")
+        raise ForbiddenError(f"{what} needs an API key with role {' or '.join(roles)}; this "
+                             f"key's role is {principal.role!r}.")
     return principal
 
 
-def dashboard_principal(principal: Annotated[Principal, Depends(current_principal)]
-                        ) -> Principal:
-    """The caller, if its role may see the supervisor dashboard (supervisor, admin)."""
-    if not principal.may_use_dashboard:
-        raise ForbiddenError(f"The dashboard needs a supervisor or admin API key; this key's "
-                             f"role is {principal.role!r}.")
-    return principal
+def require(permission: Permission, what: str) -> Callable[[Principal], Principal]:
+    """A dependency: the caller, if its role has ``permission`` (403 otherwise)."""
+
+    def dependency(principal: PrincipalDep) -> Principal:
+        return check(principal, permission, what)
+
+    dependency.__name__ = f"require_{permission}"
+    return dependency
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -145,6 +158,16 @@ StoreDep = Annotated[Store, Depends(get_store)]
 IngestorDep = Annotated[Ingestor, Depends(get_ingestor)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 DelivererDep = Annotated[Deliverer, Depends(get_deliverer)]
-PrincipalDep = Annotated[Principal, Depends(current_principal)]
-ConsolePrincipalDep = Annotated[Principal, Depends(console_principal)]
-DashboardPrincipalDep = Annotated[Principal, Depends(dashboard_principal)]
+# One alias per permission of the role matrix (filterd.api.access.ACCESS).
+MePrincipalDep = Annotated[Principal, Depends(require("me", "This"))]
+IngestPrincipalDep = Annotated[Principal, Depends(require("ingest", "Sending messages"))]
+ConsolePrincipalDep = Annotated[Principal, Depends(require(
+    "console", "Reading conversations (the agent console)"))]
+FeedbackPrincipalDep = Annotated[Principal, Depends(require("feedback", "Correcting a verdict"))]
+DashboardPrincipalDep = Annotated[Principal, Depends(require(
+    "dashboard", "The dashboard and its figures"))]
+AuditPrincipalDep = Annotated[Principal, Depends(require("audit", "The audit log"))]
+DeliveriesPrincipalDep = Annotated[Principal, Depends(require(
+    "deliveries", "Listing dead letters"))]
+RetryPrincipalDep = Annotated[Principal, Depends(require("retry", "Retrying a delivery"))]
+KeysPrincipalDep = Annotated[Principal, Depends(require("keys", "Managing API keys"))]

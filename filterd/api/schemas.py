@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from filterd.outbox import public_url
 from filterd.store.base import (
+    ApiKey,
     AuditEntry,
     Bucket,
     ConversationSummary,
@@ -281,6 +282,50 @@ class AuditEntryOut(BaseModel):
 
 class AuditListOut(BaseModel):
     entries: list[AuditEntryOut]
+
+
+# ------------------------------------------------------------------ API keys
+
+
+class KeyIn(_In):
+    """A new key of the caller's tenant (``POST /v1/keys``, admin)."""
+
+    role: Literal["ingest", "agent", "supervisor", "admin", "metrics"]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+
+
+class KeyOut(BaseModel):
+    """A key as listed: never the key itself (only shown once, when created)."""
+
+    id: str
+    tenant: str
+    role: str
+    name: str | None
+    active: bool
+    created_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+    @classmethod
+    def of(cls, k: ApiKey) -> KeyOut:
+        return cls(id=k.id, tenant=k.tenant, role=k.role, name=k.name, active=k.active,
+                   created_at=k.created_at.replace(tzinfo=UTC),
+                   revoked_at=_utc(k.revoked_at), last_used_at=_utc(k.last_used_at))
+
+
+class KeyCreatedOut(KeyOut):
+    key: str  # shown this once: only its digest is stored
+
+
+class KeyListOut(BaseModel):
+    keys: list[KeyOut]
+
+
+class LoginIn(_In):
+    """``POST /login``: the key the user pasted, and the page to go to."""
+
+    key: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    next: Annotated[str, StringConstraints(max_length=200)] | None = None
 
 
 # ------------------------------------------------------------------ stats

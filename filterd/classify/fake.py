@@ -2,12 +2,15 @@
 
 ``KeywordClassifier`` scores from a few keywords so tests of the decision rules,
 routing and API do not depend on the trained model's exact numbers.
-``FailingClassifier`` raises, to exercise the degraded path.
+``FailingClassifier`` raises, to exercise the degraded path; ``FlakyClassifier`` fails while
+told to; ``BlockingClassifier`` hangs until released, like a stuck model (time budget,
+circuit breaker and overload tests).
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Sequence
 
 from filterd.errors import ModelError
@@ -43,5 +46,43 @@ class KeywordClassifier:
 class FailingClassifier:
     """Always fails, as a crashed or timed-out model would."""
 
+    def __init__(self) -> None:
+        self.calls = 0
+
     def predict(self, texts: Sequence[str]) -> list[ModelOutput]:
+        self.calls += 1
         raise ModelError("model unavailable (FailingClassifier)")
+
+
+class FlakyClassifier(KeywordClassifier):
+    """Raises while ``failing`` is true, else scores like :class:`KeywordClassifier`."""
+
+    def __init__(self, failing: bool = True) -> None:
+        super().__init__()
+        self.failing = failing
+
+    def predict(self, texts: Sequence[str]) -> list[ModelOutput]:
+        if self.failing:
+            self.calls += 1
+            raise RuntimeError("model crashed (FlakyClassifier)")
+        return super().predict(texts)
+
+
+class BlockingClassifier(KeywordClassifier):
+    """Blocks every call until :meth:`release` (a hung model), then scores like
+    :class:`KeywordClassifier`. ``started`` counts calls that reached the model."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = 0
+        self._gate = threading.Event()
+        self._lock = threading.Lock()
+
+    def predict(self, texts: Sequence[str]) -> list[ModelOutput]:
+        with self._lock:
+            self.started += 1
+        self._gate.wait()
+        return super().predict(texts)
+
+    def release(self) -> None:
+        self._gate.set()

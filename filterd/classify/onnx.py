@@ -15,11 +15,15 @@ from typing import Any
 
 import numpy as np
 
+from filterd.classify.batching import size_runs
 from filterd.errors import ModelError
 from filterd.normalize import clean_for_model
 from filterd.types import CATEGORIES, MODEL_FLAGS, ModelOutput
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "filterd-minilm"
+# A session run costs about as much as this many tokens before any token is computed, so a
+# short text is cheap to pad a little and expensive to run alone (used to group texts).
+_CALL_TOKENS = 4
 
 
 def default_model_dir() -> Path:
@@ -31,8 +35,14 @@ class OnnxClassifier:
     """The shipped classifier: ``predict(texts)`` -> probabilities, flags, intensity."""
 
     def __init__(
-        self, model_dir: Path | None = None, threads: int = 1, verify: bool = True
+        self, model_dir: Path | None = None, threads: int = 1, verify: bool = True,
+        max_padding: float | None = 1.3, max_run: int = 64,
     ) -> None:
+        """``max_padding``: a call's texts are sorted by token length and run in groups
+        whose padded size stays within this factor of their real size (``None``: one group
+        padded to the longest text, as before). Batches of chat messages differ a lot in
+        length, and the model's cost grows with padded tokens (benchmarks/bench_service.py).
+        ``max_run``: the most texts in one session run (bounds memory)."""
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -62,7 +72,9 @@ class OnnxClassifier:
         self.temperature = float(self.meta.get("temperature", 1.0))
         self.tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
         self.tokenizer.enable_truncation(self.max_len)
-        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        self.tokenizer.no_padding()  # padded per run of similar lengths, in predict
+        self.max_padding = max_padding
+        self.max_run = max_run
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
@@ -78,9 +90,27 @@ class OnnxClassifier:
         if not texts:
             return []
         encs = self.tokenizer.encode_batch([clean_for_model(t) for t in texts])
-        ids = np.array([e.ids for e in encs], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encs], dtype=np.int64)
-        cat, flags, inten = self.session.run(None, {"input_ids": ids, "attention_mask": mask})
+        sizes = [len(e.ids) for e in encs]
+        if self.max_padding is None:
+            runs = [list(range(len(encs)))]
+        else:
+            runs = size_runs([n + _CALL_TOKENS for n in sizes], self.max_run, self.max_padding)
+        parts: list[tuple[list[int], list[np.ndarray]]] = []
+        for run in runs:
+            width = max(sizes[i] for i in run)
+            ids = np.zeros((len(run), width), dtype=np.int64)  # 0 is [PAD]
+            mask = np.zeros((len(run), width), dtype=np.int64)
+            for row, i in enumerate(run):
+                ids[row, : sizes[i]] = encs[i].ids
+                mask[row, : sizes[i]] = 1
+            parts.append((run, self.session.run(None, {"input_ids": ids,
+                                                        "attention_mask": mask})))
+        if len(parts) == 1 and parts[0][0] == list(range(len(texts))):
+            cat, flags, inten = parts[0][1]
+        else:  # back to the caller's order
+            order = np.argsort(np.array([i for run, _ in parts for i in run]))
+            cat, flags, inten = (np.concatenate([p[1][k] for p in parts])[order]
+                                 for k in range(3))
         z = cat / self.temperature
         z = z - z.max(axis=1, keepdims=True)
         probs = np.exp(z)

@@ -35,6 +35,7 @@ _ALLOW = "allow"  # automaton value for an allowed phrase: it hides the hits ins
 _SOURCE = "lexicon"
 _DATA = "filterd.detect"
 _KEY_EDGE = re.compile(r"^[^a-z0-9]+|[^a-z0-9]+$")
+_DOUBLES = re.compile(r"([a-z])\1+")
 
 
 def _read_lines(text: str) -> Iterator[str]:
@@ -126,7 +127,7 @@ class Lexicon:
     the same term. Build once and share: matching is read-only.
     """
 
-    __slots__ = ("_automaton", "_size")
+    __slots__ = ("_automaton", "_size", "_squeezed")
 
     def __init__(self, allow: Iterable[str] = (), extra: Mapping[str, str] | None = None) -> None:
         terms = dict(_builtin_terms())
@@ -153,6 +154,7 @@ class Lexicon:
         if self._size:
             automaton.make_automaton()
         self._automaton = automaton
+        self._squeezed = _squeezed_automaton(terms, (*_builtin_allow(), *allow))
 
     @classmethod
     def default(cls) -> Lexicon:
@@ -179,6 +181,10 @@ class Lexicon:
         if folded.collapsed_runs:
             # "asssss" folds to "as" with runs cut to one letter; cut to two it is "ass".
             self._match(normalize(text, max_repeat=2), hits, allowed)
+            if self._squeezed is not None:
+                # "asssshooole" needs one run cut to two and another to one: neither pass
+                # finds it, so match every run cut to one against the squeezed keys.
+                self._match_squeezed(normalize(text, squeeze=True), hits, allowed)
         outside = _outside_all(allowed)
         spans = [
             Span(start, end, kind, 1.0, _SOURCE)
@@ -208,6 +214,70 @@ class Lexicon:
             old = hits.get(span)
             if old is None or _RANK[kind] > _RANK[old]:
                 hits[span] = kind
+
+    def _match_squeezed(
+        self,
+        folded: Normalized,
+        hits: dict[tuple[int, int], str],
+        allowed: list[tuple[int, int]],
+    ) -> None:
+        """Whole-word hits of squeezed keys, kept only where the customer typed each of the
+        word's real doubles at least twice: "asssshooole" is "asshole", but "consss" is not
+        "coons" and "Bobbbs" is not "boobs"."""
+        t = folded.text
+        n = len(t)
+        for last, (length, readings) in self._squeezed.iter(t):
+            first = last - length + 1
+            if (first and t[first - 1].isalnum()) or (last + 1 < n and t[last + 1].isalnum()):
+                continue
+            span = folded.to_original(first, last + 1)
+            for kind, doubles in readings:
+                if any(folded.ends[first + k] - folded.offsets[first + k] < 2 for k in doubles):
+                    continue
+                if kind == _ALLOW:
+                    allowed.append(span)
+                    continue
+                old = hits.get(span)
+                if old is None or _RANK[kind] > _RANK[old]:
+                    hits[span] = kind
+
+
+def _squeeze(key: str) -> tuple[str, tuple[int, ...]]:
+    """``"asshole"`` -> ``("ashole", (1,))``: every run cut to one letter, and the positions
+    in the squeezed key that stood for a double."""
+    doubles: list[int] = []
+    out: list[str] = []
+    pos = 0
+    for m in _DOUBLES.finditer(key):
+        out.append(key[pos : m.start()])
+        if m.end() - m.start() > 1:
+            doubles.append(sum(map(len, out)))
+        out.append(m.group(1))
+        pos = m.end()
+    out.append(key[pos:])
+    return "".join(out), tuple(doubles)
+
+
+def _squeezed_automaton(terms: Mapping[str, str], allow: Iterable[str]) -> Any:
+    """Keys with a real double, every run cut to one letter ("asshole" -> "ashole"), for
+    the squeezed pass of :meth:`Lexicon.find`; None when no key has a double. Each entry
+    holds every reading (kind, positions of the doubles) of the squeezed form."""
+    readings: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
+    for key, kind in terms.items():
+        squeezed, doubles = _squeeze(key)
+        if doubles:
+            readings.setdefault(squeezed, []).append((kind, doubles))
+    if not readings:
+        return None
+    for term in allow:  # allowed phrases hide hits in this pass too, however typed
+        squeezed, _ = _squeeze(_key(term))
+        if squeezed:
+            readings.setdefault(squeezed, []).insert(0, (_ALLOW, ()))
+    automaton: Any = ahocorasick.Automaton()
+    for squeezed, options in readings.items():
+        automaton.add_word(squeezed, (len(squeezed), tuple(options)))
+    automaton.make_automaton()
+    return automaton
 
 
 def _outside_all(allowed: list[tuple[int, int]]) -> Callable[[int, int], bool]:

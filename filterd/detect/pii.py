@@ -62,6 +62,14 @@ def _preceded_by(text: str, start: int, pattern: re.Pattern[str], window: int = 
 
 def find_phones(text: str, region: str) -> Iterator[Hit]:
     """Phone numbers, international (+44 ...) or local to ``region``, that are VALID numbers."""
+    found: list[tuple[int, int]] = []
+    for hit in _matched_phones(text, region):
+        found.append((hit[0], hit[1]))
+        yield hit
+    yield from _phones_in_chains(text, region, found)
+
+
+def _matched_phones(text: str, region: str) -> Iterator[Hit]:
     # The matcher gives up after max_tries candidates (65535 by default), which would let phone
     # numbers through unredacted in a long text; there is at most one candidate per character.
     matcher = phonenumbers.PhoneNumberMatcher(
@@ -86,6 +94,64 @@ def find_phones(text: str, region: str) -> Iterator[Hit]:
         if sum(c.isdigit() for c in m.raw_string) < 9:
             continue
         yield m.start, m.end, 0.8
+
+
+# Space-separated digit groups ("+1 415 555 0132 24/7", "paid 20 415 555 0132"). The matcher
+# reads such a run as one candidate; when the whole run is no phone number it finds nothing,
+# and the phone inside it went unredacted. Sub-runs of whole groups are tried instead.
+_PHONE_GROUP = r"[+(]*\d[\d().\-]*"
+_PHONE_CHAIN = re.compile(rf"(?<![\w+.\-]){_PHONE_GROUP}(?: {_PHONE_GROUP})+", _A)
+_PHONE_GROUP_RE = re.compile(_PHONE_GROUP, _A)
+_MAX_PHONE_GROUPS = 6  # "+33 6 12 34 56 78"
+_PHONE_DIGITS = range(7, 16)  # E.164 numbers have at most 15 digits
+# Parses per text in the sub-run search (~70 us each). A chat message has a handful of
+# digit runs; this only bounds a hostile text of thousands of digit groups.
+_PHONE_PARSE_BUDGET = 256
+
+
+def _phones_in_chains(text: str, region: str, found: list[tuple[int, int]]) -> Iterator[Hit]:
+    """Phones inside runs of digit groups the matcher read as one (invalid) candidate:
+    greedy from the left, the longest sub-run of whole groups that parses as a valid
+    number wins, skipping anything already found."""
+    budget = [_PHONE_PARSE_BUDGET]
+    for chain in _PHONE_CHAIN.finditer(text):
+        if _preceded_by(text, chain.start(), _NON_PII_LABEL):
+            continue
+        groups = [g.span() for g in _PHONE_GROUP_RE.finditer(text, chain.start(), chain.end())]
+        i = 0
+        while i < len(groups) and budget[0] > 0:
+            hit = _longest_phone_from(text, region, groups, i, found, budget)
+            if hit is None:
+                i += 1
+                continue
+            found.append((hit[0], hit[1]))
+            yield hit
+            while i < len(groups) and groups[i][0] < hit[1]:
+                i += 1
+
+
+def _longest_phone_from(text: str, region: str, groups: list[tuple[int, int]], i: int,
+                        found: list[tuple[int, int]], budget: list[int]) -> Hit | None:
+    start = groups[i][0]
+    ends = []
+    for _, end in groups[i : i + _MAX_PHONE_GROUPS]:
+        while text[end - 1] in ".-(":  # "call 415 555 0132." ends at the digit
+            end -= 1
+        if sum(c.isdigit() for c in text[start:end]) in _PHONE_DIGITS:
+            ends.append(end)
+    for end in reversed(ends):
+        if budget[0] <= 0:
+            return None
+        if any(a < end and start < b for a, b in found):
+            continue
+        budget[0] -= 1
+        try:
+            number = phonenumbers.parse(text[start:end], region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            return start, end, 0.85
+    return None
 
 
 # --- e-mail ------------------------------------------------------------------------------------
@@ -190,14 +256,22 @@ _IBAN = re.compile(r"(?<![^\W_])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,32}", _I)
 
 
 def find_ibans(text: str, region: str) -> Iterator[Hit]:
-    """IBANs, compact or in groups, checked by country length, format and mod-97."""
-    for m in _IBAN.finditer(text):
+    """IBANs, compact or in groups, checked by country length, format and mod-97.
+
+    The search resumes right after each IBAN found (or after a candidate's first letter),
+    not after the greedy candidate: that one may have swallowed the start of the next IBAN,
+    which would then go unredacted.
+    """
+    pos = 0
+    while (m := _IBAN.search(text, pos)) is not None:
+        pos = m.start() + 1
         ends = [
             i for i in range(m.end(), m.start() + 14, -1) if i == len(text) or not text[i].isalnum()
         ]
         for end in ends:
             if std_iban.is_valid(text[m.start() : end]):
                 yield m.start(), end, 0.95
+                pos = end
                 break
 
 
@@ -307,9 +381,22 @@ _ACCOUNT = re.compile(
 
 
 def find_accounts(text: str, region: str) -> Iterator[Hit]:
-    """6-16 digit account, customer or member numbers, only right after such a label."""
+    """6-16 digit account, customer or member numbers, only right after such a label.
+
+    The digit pattern is greedy and may run on into the next number ("account number
+    12345678 4111 1111 1111 1111"); a card there wins the overlap and would take the whole
+    account hit with it. So every prefix that ends between digit groups (6+ digits) is a
+    candidate too, and overlap resolution keeps the longest that fits.
+    """
     for m in _ACCOUNT.finditer(text):
-        yield m.start(1), m.end(1), 0.85
+        start, end = m.span(1)
+        yield start, end, 0.85
+        digits = 0
+        for i in range(start, end):
+            if text[i].isdigit():
+                digits += 1
+            elif digits >= 6:  # a separator between groups: the number may end here
+                yield start, i, 0.85
 
 
 # --- US street addresses -----------------------------------------------------------------------

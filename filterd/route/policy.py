@@ -13,10 +13,15 @@ abusive                (current)       mask, warn_customer
 frustrated / EWMA      priority        (mask if anything was masked)
 neutral                standard
 =====================  ==============  ==========================================
+
+With ``FILTERD_DEGRADED_POLICY=closed``, a message judged without the model (degraded) that
+the table sends to ``priority`` or ``standard`` goes to the ``degraded`` queue instead
+(:meth:`Policy.degraded_route`).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +70,8 @@ class Queues(_Strict):
     abuse_review: Queue = Queue(name="abuse_review", priority=1)
     supervisor: Queue = Queue(name="supervisor", priority=0)
     crisis: Queue = Queue(name="crisis", priority=0)
+    # FILTERD_DEGRADED_POLICY=closed: messages judged without the model wait here for a human.
+    degraded: Queue = Queue(name="degraded", priority=1)
 
 
 class Policy(_Strict):
@@ -156,6 +163,18 @@ class Policy(_Strict):
         base = self._calm_or_priority(state, frustrated=False)
         reason = "frustration building" if base is q.priority else "neutral"
         return Route(base.name, base.priority, actions, reason)
+
+    def degraded_route(self, route: Route) -> Route:
+        """Fail-closed: ``route`` for a message judged without the model goes to the
+        ``degraded`` queue so a human reads it. Crisis, threat and abuse-review routes keep
+        their queue (the detectors' phrase and lexicon hits decided them); the actions stay,
+        so masking and warnings still happen."""
+        q = self.queues
+        if route.queue in (q.crisis.name, q.supervisor.name, q.abuse_review.name):
+            return route
+        return replace(route, queue=q.degraded.name,
+                       priority=min(route.priority, q.degraded.priority),
+                       reason=f"degraded ({route.reason})" if route.reason else "degraded")
 
     def _calm_or_priority(self, state: ConversationState, frustrated: bool) -> Queue:
         building = (

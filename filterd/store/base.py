@@ -3,6 +3,11 @@
 A store is a repository: each method is one call that does one thing atomically. The SQL
 implementation is :mod:`filterd.store.sql`; tests run the same suite on SQLite and PostgreSQL.
 Records are frozen dataclasses; times are naive UTC (:func:`utcnow`).
+
+Tenants: every conversation, message, correction, delivery and audit entry belongs to one
+tenant (the tenant of the API key that sent or read it). Conversation ids are unique per
+tenant, so each data method takes the ``tenant`` first and never sees another tenant's rows.
+The open service (no API keys) is the tenant :data:`DEFAULT_TENANT`.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ from typing import Any, Literal, Protocol
 from filterd.route.conversation import ConversationState
 
 Role = Literal["customer", "agent", "bot"]
+KeyRole = Literal["ingest", "agent", "supervisor", "admin", "metrics"]  # an API key's role
+KEY_ROLES: tuple[KeyRole, ...] = ("ingest", "agent", "supervisor", "admin", "metrics")
+DEFAULT_TENANT = "default"
 DeliveryStatus = Literal["pending", "delivered", "dead"]
 AuditOutcome = Literal["granted", "denied", "not_found"]
 
@@ -127,6 +135,7 @@ class StoredMessage:
     state_after: ConversationState
     received_at: datetime
     sent_at: datetime | None = None
+    tenant: str = DEFAULT_TENANT
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +202,29 @@ class Delivery:
     last_error: str | None
     created_at: datetime
     updated_at: datetime
+    tenant: str = DEFAULT_TENANT
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """One API key as stored: never the key itself, only its SHA-256 ``digest``.
+
+    ``id`` is the public part of the key (``fd_<id>_<secret>``): it names the key in logs,
+    the audit log and ``filterd keys list``.
+    """
+
+    id: str
+    tenant: str
+    role: KeyRole
+    name: str | None
+    digest: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,31 +290,32 @@ class Store(Protocol):
     def close(self) -> None:
         """Release connections."""
 
-    # messages and conversations
-    def find_messages(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str],
-                                                                       StoredMessage]:
+    # messages and conversations (all of one tenant)
+    def find_messages(self, tenant: str, keys: Sequence[tuple[str, str]]
+                      ) -> dict[tuple[str, str], StoredMessage]:
         """Stored messages among these ``(conversation_id, message_id)`` keys."""
 
-    def snapshots(self, conversation_ids: Sequence[str]) -> dict[str, Snapshot]:
+    def snapshots(self, tenant: str, conversation_ids: Sequence[str]) -> dict[str, Snapshot]:
         """Current state and version of each conversation (absent ones: a fresh snapshot)."""
 
-    def write(self, write: ConversationWrite) -> list[StoredMessage]:
+    def write(self, tenant: str, write: ConversationWrite) -> list[StoredMessage]:
         """Store messages, state and outbox rows in one transaction (see ConversationWrite)."""
 
-    def transcript(self, conversation_id: str) -> Transcript:
+    def transcript(self, tenant: str, conversation_id: str) -> Transcript:
         """One conversation, its messages in order; NotFoundError if unknown."""
 
-    def conversations(self, query: ConversationQuery) -> list[ConversationSummary]:
+    def conversations(self, tenant: str, query: ConversationQuery
+                      ) -> list[ConversationSummary]:
         """Conversations matching the query, most recently updated first."""
 
     # feedback
-    def add_feedback(self, feedback: FeedbackIn, now: datetime) -> Feedback:
+    def add_feedback(self, tenant: str, feedback: FeedbackIn, now: datetime) -> Feedback:
         """Store a correction; NotFoundError if the message is unknown."""
 
     def feedback_examples(self) -> Iterator[FeedbackExample]:
-        """The newest correction of every corrected message, oldest message first."""
+        """The newest correction of every corrected message (every tenant), oldest first."""
 
-    # the outbox
+    # the outbox: the deliverer works for every tenant; the API reads one tenant's letters
     def claim_deliveries(self, now: datetime, limit: int, lease_seconds: float) -> list[Delivery]:
         """Take up to ``limit`` due deliveries, hiding them from other workers for the lease."""
 
@@ -292,29 +325,50 @@ class Store(Protocol):
                         retry_at: datetime | None) -> None:
         """Record a failed attempt; ``retry_at`` None makes it a dead letter."""
 
-    def dead_letters(self, limit: int) -> list[Delivery]: ...
+    def dead_letters(self, tenant: str, limit: int) -> list[Delivery]: ...
 
-    def requeue(self, delivery_id: int, now: datetime) -> Delivery:
+    def requeue(self, tenant: str, delivery_id: int, now: datetime) -> Delivery:
         """Make a dead letter due again; NotFoundError / ConflictError if it cannot be."""
 
     def outbox_depth(self) -> int:
-        """Deliveries not yet delivered nor dead."""
+        """Deliveries not yet delivered nor dead (every tenant)."""
 
     # originals and their audit trail
-    def sealed_original(self, conversation_id: str, message_id: str) -> str | None:
+    def sealed_original(self, tenant: str, conversation_id: str, message_id: str
+                        ) -> str | None:
         """A message's encrypted original; None if not kept; NotFoundError if unknown."""
 
-    def audit(self, entry: AuditEntry) -> AuditEntry:
+    def audit(self, tenant: str, entry: AuditEntry) -> AuditEntry:
         """Append one entry to the audit log; the stored entry (with its id) comes back."""
 
-    def audit_entries(self, limit: int, conversation_id: str | None = None
+    def audit_entries(self, tenant: str, limit: int, conversation_id: str | None = None
                       ) -> list[AuditEntry]:
         """Audit entries, newest first."""
 
     # stats
-    def stats(self, since: datetime, until: datetime, *, channel: str | None = None,
-              bucket: StatsBucket = "hour") -> Stats:
+    def stats(self, tenant: str, since: datetime, until: datetime, *,
+              channel: str | None = None, bucket: StatsBucket = "hour") -> Stats:
         """Customer-message figures for ``[since, until)``, of one channel if given."""
 
-    def offenders(self, since: datetime, until: datetime, limit: int) -> list[Offender]:
+    def offenders(self, tenant: str, since: datetime, until: datetime, limit: int
+                  ) -> list[Offender]:
         """Customers with abusive messages in ``[since, until)``, the most abusive first."""
+
+    # API keys (``filterd keys``; the service reads them through a short cache)
+    def add_api_key(self, key: ApiKey) -> None:
+        """Store a new key (its digest only); ConflictError if the id is taken."""
+
+    def api_key(self, key_id: str) -> ApiKey | None:
+        """The key with this id, revoked or not; None if unknown."""
+
+    def api_keys(self, tenant: str | None = None) -> list[ApiKey]:
+        """Keys of one tenant (None: every tenant), oldest first."""
+
+    def revoke_api_key(self, key_id: str, now: datetime, tenant: str | None = None) -> ApiKey:
+        """Revoke a key (of ``tenant`` if given); NotFoundError if unknown. Idempotent."""
+
+    def has_api_keys(self) -> bool:
+        """Whether any key was ever created (revoked ones count: see filterd.api.access)."""
+
+    def touch_api_key(self, key_id: str, now: datetime) -> None:
+        """Record that the key was used (``last_used_at``)."""

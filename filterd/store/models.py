@@ -4,6 +4,10 @@ Times are naive UTC. Only masked, PII-redacted text is stored in the clear:
 ``messages.text_masked`` and the verdict JSON (which holds ``text_masked`` and span offsets,
 never the original). With ``FILTERD_STORE_ORIGINALS`` on, ``message_originals`` holds the
 original as a Fernet token (see :mod:`filterd.originals`); ``audit_log`` records who read it.
+
+Tenants (migration 0003): conversations are keyed by ``(tenant, id)`` and messages carry the
+tenant too, so two tenants may both have a conversation "c1". ``api_keys`` holds the SHA-256
+digest of each API key, never the key (see :mod:`filterd.apikeys`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -39,10 +44,13 @@ metadata = MetaData(
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 ID_LEN = 200  # conversation, message and sender ids
 NAME_LEN = 64  # channels, queues, categories
+TENANT_LEN = 64
+KEY_ID_LEN = 32
 
 conversations = Table(
     "conversations",
     metadata,
+    Column("tenant", String(TENANT_LEN), primary_key=True),
     Column("id", String(ID_LEN), primary_key=True),
     Column("channel", String(NAME_LEN), nullable=False),
     Column("messages", Integer, nullable=False),  # every role; the next message's seq
@@ -55,13 +63,15 @@ conversations = Table(
     Column("version", Integer, nullable=False),  # optimistic concurrency, +1 per write
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False, index=True),
+    Index("ix_conversations_tenant_updated_at", "tenant", "updated_at"),
 )
 
 messages = Table(
     "messages",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("conversation_id", String(ID_LEN), ForeignKey("conversations.id"), nullable=False),
+    Column("tenant", String(TENANT_LEN), nullable=False),
+    Column("conversation_id", String(ID_LEN), nullable=False),
     Column("message_id", String(ID_LEN), nullable=False),
     Column("seq", Integer, nullable=False),
     Column("channel", String(NAME_LEN), nullable=False),
@@ -81,7 +91,10 @@ messages = Table(
     Column("sent_at", DateTime, nullable=True),
     Column("received_at", DateTime, nullable=False, index=True),
     Column("hour", Integer, nullable=False),  # whole hours since the epoch, for /v1/stats
-    UniqueConstraint("conversation_id", "message_id"),
+    ForeignKeyConstraint(["tenant", "conversation_id"],
+                         ["conversations.tenant", "conversations.id"]),
+    UniqueConstraint("tenant", "conversation_id", "message_id"),
+    Index("ix_messages_tenant_received_at", "tenant", "received_at"),
 )
 
 outbox = Table(
@@ -139,10 +152,26 @@ audit_log = Table(
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("at", DateTime, nullable=False, index=True),
+    Column("tenant", String(TENANT_LEN), nullable=False),
     Column("who", String(ID_LEN), nullable=False),
     Column("role", String(16), nullable=False),
     Column("action", String(NAME_LEN), nullable=False),
     Column("conversation_id", String(ID_LEN), nullable=False),
     Column("message_id", String(ID_LEN), nullable=False),
     Column("outcome", String(16), nullable=False),
+    Index("ix_audit_log_tenant_id", "tenant", "id"),
+)
+
+# API keys: the key is shown once at creation; only its SHA-256 digest is kept.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(KEY_ID_LEN), primary_key=True),  # the public part of the key
+    Column("tenant", String(TENANT_LEN), nullable=False, index=True),
+    Column("role", String(16), nullable=False),
+    Column("name", String(ID_LEN), nullable=True),
+    Column("digest", String(64), nullable=False),  # hex SHA-256 of the whole key
+    Column("created_at", DateTime, nullable=False),
+    Column("revoked_at", DateTime, nullable=True),
+    Column("last_used_at", DateTime, nullable=True),
 )

@@ -6,6 +6,9 @@ the conversation row (``SELECT ... FOR UPDATE`` on PostgreSQL; on SQLite every w
 caller judged against, and inserts the messages, the new state and the outbox rows together.
 Two concurrent messages of one conversation therefore never lose a strike: the loser gets
 :class:`StaleStateError` and re-judges against the winner's state.
+
+Every data method is scoped to one tenant (see :mod:`filterd.store.base`): conversations are
+looked up by ``(tenant, id)`` and messages by ``(tenant, conversation_id, message_id)``.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import (
     Engine,
@@ -56,6 +59,7 @@ from filterd.store.models import (
     outbox,
 )
 from filterd.store.sql_audit import AuditMixin
+from filterd.store.sql_keys import KeysMixin
 from filterd.store.sql_stats import StatsMixin, epoch_hour
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -97,7 +101,7 @@ def _setup_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
-class SqlStore(AuditMixin, StatsMixin):
+class SqlStore(AuditMixin, StatsMixin, KeysMixin):
     """:class:`filterd.store.base.Store` on a database URL."""
 
     def __init__(self, url: str) -> None:
@@ -138,16 +142,43 @@ class SqlStore(AuditMixin, StatsMixin):
     # ------------------------------------------------------------------ schema
 
     def upgrade(self) -> None:
+        self.migrate("upgrade", "head")
+
+    def migrate(self, step: Literal["upgrade", "downgrade"], revision: str) -> None:
+        """Run Alembic's ``step`` to ``revision`` in one transaction.
+
+        SQLite alters a table by copying it, which leaves foreign keys dangling for a moment,
+        and it cannot defer that check across the copy; so on SQLite foreign keys are off
+        while migrating (a pragma that only works outside a transaction) and every key is
+        checked before the commit.
+        """
         from alembic import command
         from alembic.config import Config
 
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
-        with self._tx(write=True) as conn:
-            if self.dialect == "postgresql":  # two replicas starting at once: one migrates
-                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7262917)")
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+        sqlite = self.dialect == "sqlite"
+        try:
+            with self._writer.connect() as conn:
+                raw = conn.connection.dbapi_connection
+                if sqlite and raw is not None:
+                    raw.execute("PRAGMA foreign_keys=OFF")
+                try:
+                    with conn.begin():
+                        if self.dialect == "postgresql":  # two replicas starting: one migrates
+                            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7262917)")
+                        cfg.attributes["connection"] = conn
+                        getattr(command, step)(cfg, revision)
+                        if sqlite and conn.exec_driver_sql("PRAGMA foreign_key_check").first():
+                            raise StoreError("The migration left rows whose foreign keys "
+                                             f"point nowhere, at {self.url}; nothing was "
+                                             "changed. Report it.")
+                finally:
+                    if sqlite and raw is not None:
+                        raw.execute("PRAGMA foreign_keys=ON")
+        except DBAPIError as e:
+            raise StoreError(f"The database failed ({type(e.orig).__name__}) at "
+                             f"{self.url} while migrating.") from e
 
     def ping(self) -> None:
         now = utcnow()
@@ -168,7 +199,7 @@ class SqlStore(AuditMixin, StatsMixin):
             pk=row.id, conversation_id=row.conversation_id, message_id=row.message_id,
             seq=row.seq, channel=row.channel, role=row.role, sender_id=row.sender_id,
             verdict=row.verdict, state_after=_state(row.state_after),
-            received_at=row.received_at, sent_at=row.sent_at,
+            received_at=row.received_at, sent_at=row.sent_at, tenant=row.tenant,
         )
 
     @staticmethod
@@ -180,37 +211,40 @@ class SqlStore(AuditMixin, StatsMixin):
         )
 
     def find_messages(
-        self, keys: Sequence[tuple[str, str]]
+        self, tenant: str, keys: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], StoredMessage]:
         if not keys:
             return {}
         key = tuple_(messages.c.conversation_id, messages.c.message_id)
         with self._tx() as conn:
-            rows = conn.execute(select(messages).where(key.in_(list(set(keys))))).all()
+            rows = conn.execute(select(messages).where(
+                messages.c.tenant == tenant, key.in_(list(set(keys))))).all()
         return {(r.conversation_id, r.message_id): self._message(r) for r in rows}
 
-    def snapshots(self, conversation_ids: Sequence[str]) -> dict[str, Snapshot]:
+    def snapshots(self, tenant: str, conversation_ids: Sequence[str]) -> dict[str, Snapshot]:
         out = {cid: Snapshot() for cid in conversation_ids}
         if conversation_ids:
+            c = conversations.c
             with self._tx() as conn:
                 rows = conn.execute(select(conversations).where(
-                    conversations.c.id.in_(list(set(conversation_ids))))).all()
+                    c.tenant == tenant, c.id.in_(list(set(conversation_ids))))).all()
             for r in rows:
                 out[r.id] = Snapshot(_state(r._mapping), r.version)
         return out
 
-    def write(self, write: ConversationWrite) -> list[StoredMessage]:
+    def write(self, tenant: str, write: ConversationWrite) -> list[StoredMessage]:
         w, c = write, conversations.c
+        this = (c.tenant == tenant, c.id == w.conversation_id)
         now = max(m.received_at for m in w.messages)
         try:
             with self._tx(write=True) as conn:
                 row = conn.execute(select(c.version, c.messages, c.queue, c.category)
-                                   .where(c.id == w.conversation_id).with_for_update()).first()
+                                   .where(*this).with_for_update()).first()
                 if row is None:
                     if w.expected_version != 0:
                         raise StaleStateError(f"conversation {w.conversation_id!r} vanished")
                     conn.execute(insert(conversations).values(
-                        id=w.conversation_id, channel=w.channel, messages=0,
+                        tenant=tenant, id=w.conversation_id, channel=w.channel, messages=0,
                         customer_messages=0, frustration=0.0, strikes=0, version=0,
                         created_at=now, updated_at=now))
                     seq0, queue, category = 0, None, None
@@ -222,7 +256,8 @@ class SqlStore(AuditMixin, StatsMixin):
                 for n, m in enumerate(w.messages, seq0 + 1):
                     v = m.verdict
                     values.append(dict(
-                        conversation_id=w.conversation_id, message_id=m.message_id, seq=n,
+                        tenant=tenant, conversation_id=w.conversation_id,
+                        message_id=m.message_id, seq=n,
                         channel=m.channel, role=m.role, sender_id=m.sender_id,
                         text_masked=v["text_masked"], category=v["category"], level=v["level"],
                         intensity=v["intensity"], flags=v["flags"], queue=v["route"]["queue"],
@@ -235,7 +270,7 @@ class SqlStore(AuditMixin, StatsMixin):
                 pks = conn.execute(insert(messages).returning(
                     messages.c.id, sort_by_parameter_order=True), values).scalars().all()
                 st = w.state
-                conn.execute(update(conversations).where(c.id == w.conversation_id).values(
+                conn.execute(update(conversations).where(*this).values(
                     messages=seq0 + len(values), customer_messages=st.customer_messages,
                     frustration=st.frustration, strikes=st.strikes, escalated=st.escalated,
                     queue=queue, category=category, version=w.expected_version + 1,
@@ -257,27 +292,30 @@ class SqlStore(AuditMixin, StatsMixin):
             pk=pk, conversation_id=w.conversation_id, message_id=m.message_id, seq=n,
             channel=m.channel, role=m.role, sender_id=m.sender_id, verdict=m.verdict,
             state_after=m.state_after, received_at=m.received_at, sent_at=m.sent_at,
+            tenant=tenant,
         ) for n, (m, pk) in enumerate(zip(w.messages, pks, strict=True), seq0 + 1)]
 
-    def transcript(self, conversation_id: str) -> Transcript:
+    def transcript(self, tenant: str, conversation_id: str) -> Transcript:
+        c, m = conversations.c, messages.c
         with self._tx() as conn:
             row = conn.execute(select(conversations)
-                               .where(conversations.c.id == conversation_id)).first()
+                               .where(c.tenant == tenant, c.id == conversation_id)).first()
             if row is None:
                 raise NotFoundError("conversation", conversation_id)
             rows = conn.execute(select(messages).where(
-                messages.c.conversation_id == conversation_id).order_by(messages.c.seq)).all()
+                m.tenant == tenant, m.conversation_id == conversation_id).order_by(m.seq)).all()
         return Transcript(self._summary(row), tuple(self._message(r) for r in rows))
 
-    def conversations(self, query: ConversationQuery) -> list[ConversationSummary]:
+    def conversations(self, tenant: str, query: ConversationQuery
+                      ) -> list[ConversationSummary]:
         c = conversations.c
-        stmt = select(conversations)
+        stmt = select(conversations).where(c.tenant == tenant)
         if query.queue:
             stmt = stmt.where(c.queue == query.queue)
         if query.category:
             stmt = stmt.where(exists().where(
-                messages.c.conversation_id == c.id, messages.c.role == "customer",
-                messages.c.category == query.category))
+                messages.c.tenant == c.tenant, messages.c.conversation_id == c.id,
+                messages.c.role == "customer", messages.c.category == query.category))
         if query.since:
             stmt = stmt.where(c.updated_at >= query.since)
         stmt = stmt.order_by(c.updated_at.desc(), c.id.desc()).limit(query.limit)
@@ -286,11 +324,12 @@ class SqlStore(AuditMixin, StatsMixin):
 
     # ------------------------------------------------------------------ feedback
 
-    def add_feedback(self, fb: FeedbackIn, now: datetime) -> Feedback:
+    def add_feedback(self, tenant: str, fb: FeedbackIn, now: datetime) -> Feedback:
         m = messages.c
         with self._tx(write=True) as conn:
             pk = conn.execute(select(m.id).where(
-                m.conversation_id == fb.conversation_id, m.message_id == fb.message_id)).scalar()
+                m.tenant == tenant, m.conversation_id == fb.conversation_id,
+                m.message_id == fb.message_id)).scalar()
             if pk is None:
                 raise NotFoundError("message", f"{fb.conversation_id}/{fb.message_id}")
             fid = conn.execute(insert(feedback).returning(feedback.c.id).values(
@@ -314,7 +353,8 @@ class SqlStore(AuditMixin, StatsMixin):
 
     # ------------------------------------------------------------------ outbox
 
-    _delivery_cols = (outbox, messages.c.conversation_id, messages.c.message_id)
+    _delivery_cols = (outbox, messages.c.conversation_id, messages.c.message_id,
+                      messages.c.tenant)
 
     @staticmethod
     def _delivery(r: Row[Any]) -> Delivery:
@@ -322,7 +362,7 @@ class SqlStore(AuditMixin, StatsMixin):
             id=r.id, conversation_id=r.conversation_id, message_id=r.message_id, kind=r.kind,
             url=r.url, idempotency_key=r.idempotency_key, payload=r.payload, status=r.status,
             attempts=r.attempts, next_attempt_at=r.next_attempt_at, last_error=r.last_error,
-            created_at=r.created_at, updated_at=r.updated_at,
+            created_at=r.created_at, updated_at=r.updated_at, tenant=r.tenant,
         )
 
     def _deliveries(self) -> Any:
@@ -357,16 +397,17 @@ class SqlStore(AuditMixin, StatsMixin):
         with self._tx(write=True) as conn:
             conn.execute(update(outbox).where(outbox.c.id == delivery_id).values(**values))
 
-    def dead_letters(self, limit: int) -> list[Delivery]:
-        stmt = (self._deliveries().where(outbox.c.status == "dead")
+    def dead_letters(self, tenant: str, limit: int) -> list[Delivery]:
+        stmt = (self._deliveries().where(messages.c.tenant == tenant, outbox.c.status == "dead")
                 .order_by(outbox.c.updated_at.desc(), outbox.c.id.desc()).limit(limit))
         with self._tx() as conn:
             return [self._delivery(r) for r in conn.execute(stmt).all()]
 
-    def requeue(self, delivery_id: int, now: datetime) -> Delivery:
+    def requeue(self, tenant: str, delivery_id: int, now: datetime) -> Delivery:
         o = outbox.c
         with self._tx(write=True) as conn:
-            row = conn.execute(self._deliveries().where(o.id == delivery_id)
+            row = conn.execute(self._deliveries().where(o.id == delivery_id,
+                                                        messages.c.tenant == tenant)
                                .with_for_update(of=outbox)).first()
             if row is None:
                 raise NotFoundError("delivery", delivery_id)

@@ -1,7 +1,8 @@
 """The SQL store's originals and audit log (a mixin of :class:`filterd.store.sql.SqlStore`).
 
 Originals are written by ``SqlStore.write`` in the message's own transaction; this reads
-them back (still encrypted) and keeps the audit trail of every attempt to read one.
+them back (still encrypted) and keeps the audit trail of every attempt to read one, each
+tenant's in its own slice of the log.
 """
 
 from __future__ import annotations
@@ -22,30 +23,32 @@ class AuditMixin:
 
     _tx: Callable[..., AbstractContextManager[Connection]]
 
-    def sealed_original(self, conversation_id: str, message_id: str) -> str | None:
+    def sealed_original(self, tenant: str, conversation_id: str, message_id: str
+                        ) -> str | None:
         m = messages.c
         stmt = (select(m.id, message_originals.c.sealed)
                 .outerjoin(message_originals, message_originals.c.message_pk == m.id)
-                .where(m.conversation_id == conversation_id, m.message_id == message_id))
+                .where(m.tenant == tenant, m.conversation_id == conversation_id,
+                       m.message_id == message_id))
         with self._tx() as conn:
             row = conn.execute(stmt).first()
         if row is None:
             raise NotFoundError("message", f"{conversation_id}/{message_id}")
         return None if row.sealed is None else str(row.sealed)
 
-    def audit(self, entry: AuditEntry) -> AuditEntry:
+    def audit(self, tenant: str, entry: AuditEntry) -> AuditEntry:
         with self._tx(write=True) as conn:
             aid = conn.execute(insert(audit_log).returning(audit_log.c.id).values(
-                at=entry.at, who=entry.who, role=entry.role, action=entry.action,
+                tenant=tenant, at=entry.at, who=entry.who, role=entry.role, action=entry.action,
                 conversation_id=entry.conversation_id, message_id=entry.message_id,
                 outcome=entry.outcome)).scalar_one()
         return AuditEntry(entry.who, entry.role, entry.action, entry.conversation_id,
                           entry.message_id, entry.outcome, entry.at, id=aid)
 
-    def audit_entries(self, limit: int, conversation_id: str | None = None
+    def audit_entries(self, tenant: str, limit: int, conversation_id: str | None = None
                       ) -> list[AuditEntry]:
         a = audit_log.c
-        stmt = select(audit_log).order_by(a.id.desc()).limit(limit)
+        stmt = select(audit_log).where(a.tenant == tenant).order_by(a.id.desc()).limit(limit)
         if conversation_id is not None:
             stmt = stmt.where(a.conversation_id == conversation_id)
         with self._tx() as conn:

@@ -1,4 +1,5 @@
-"""The SQL store's ``/v1/stats`` queries (a mixin of :class:`filterd.store.sql.SqlStore`)."""
+"""The SQL store's ``/v1/stats`` queries (a mixin of :class:`filterd.store.sql.SqlStore`),
+each over one tenant's messages."""
 
 from __future__ import annotations
 
@@ -33,10 +34,11 @@ class StatsMixin:
 
     _tx: Callable[..., AbstractContextManager[Connection]]
 
-    def stats(self, since: datetime, until: datetime, *, channel: str | None = None,
-              bucket: StatsBucket = "hour") -> Stats:
+    def stats(self, tenant: str, since: datetime, until: datetime, *,
+              channel: str | None = None, bucket: StatsBucket = "hour") -> Stats:
         m = messages.c
-        window = [m.role == "customer", m.received_at >= since, m.received_at < until]
+        window = [m.tenant == tenant, m.role == "customer", m.received_at >= since,
+                  m.received_at < until]
         if channel is not None:
             window.append(m.channel == channel)
         n = func.count().label("n")
@@ -77,9 +79,11 @@ class StatsMixin:
             hourly=hourly, series=tuple(periods.values()),
         )
 
-    def offenders(self, since: datetime, until: datetime, limit: int) -> list[Offender]:
+    def offenders(self, tenant: str, since: datetime, until: datetime, limit: int
+                  ) -> list[Offender]:
         m = messages.c
-        window = (m.role == "customer", m.received_at >= since, m.received_at < until)
+        window = (m.tenant == tenant, m.role == "customer", m.received_at >= since,
+                  m.received_at < until)
         ab = _count(m.category == "abusive", "ab")
         with self._tx() as conn:
             rows = conn.execute(

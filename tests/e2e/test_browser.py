@@ -1,9 +1,10 @@
 """The agent console and the supervisor dashboard in a real browser (Debian chromium).
 
 A real ``filterd serve`` (shipped model, SQLite in tmp, API keys, encrypted originals) on a
-free port; messages go in through the API and are checked on the pages: live and masked in
-the console, a correction from the page stored, dashboard figures moving, an audited reveal
-for the supervisor only, and hostile markup shown as text without running.
+free port; messages go in through the API and are checked on the pages: signing in at
+/login (the pages redirect there), live and masked in the console, a correction from the
+page stored, dashboard figures moving, an audited reveal for the supervisor only, the
+dashboard refused to an agent, and hostile markup shown as text without running.
 ``FILTERD_SCREENSHOTS=1`` rewrites docs/console.png and docs/dashboard.png.
 """
 
@@ -24,7 +25,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
-AGENT, SUPERVISOR, INGEST = "agent-key-" + "a" * 16, "super-key-" + "s" * 16, "ingest-" + "i" * 16
+KEYS: dict[str, str] = {}  # role -> key, made by the server fixture
 XSS = "<script>window.__pwned=1</script> <img src=x onerror=window.__pwned=2> you idiot"
 RAW = "you idiot, call me on +1 415 555 0132"
 
@@ -43,11 +44,19 @@ def _free_port() -> int:
 def server(tmp_path: Path) -> Iterator[tuple[str, str]]:
     from cryptography.fernet import Fernet
 
+    from filterd import apikeys
+    from filterd.store.sql import SqlStore
+
     port = _free_port()
     db = f"sqlite:///{tmp_path}/e2e.db"
+    store = SqlStore(db)  # keys first, as `filterd keys create` makes them
+    try:
+        store.upgrade()
+        KEYS.update({role: apikeys.issue(store, role, "default")[1]
+                     for role in ("agent", "supervisor", "ingest")})
+    finally:
+        store.close()
     env = {**os.environ, "FILTERD_DATABASE_URL": db,
-           "FILTERD_API_KEYS": f'{{"{AGENT}": "agent", "{SUPERVISOR}": "supervisor", '
-                               f'"{INGEST}": "ingest"}}',
            "FILTERD_STORE_ORIGINALS": "true",
            "FILTERD_ORIGINALS_KEY": Fernet.generate_key().decode(),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
@@ -84,9 +93,12 @@ def _post(api: httpx.Client, cid: str, mid: str, text: str, sender: str = "cust-
 
 
 def _sign_in(page: Any, url: str, key: str) -> None:
+    """Open a page: it sends the browser to /login, which sends it back once signed in."""
     page.goto(url)
+    assert "/login?next=" in page.url
     page.fill("#key-input", key)
-    page.click("#key-form button[type=submit]")
+    with page.expect_navigation(url=url):
+        page.click("#key-form button[type=submit]")
 
 
 def test_console_and_dashboard_in_chromium(server: tuple[str, str]) -> None:
@@ -94,7 +106,7 @@ def test_console_and_dashboard_in_chromium(server: tuple[str, str]) -> None:
     base, db = server
     shots = os.environ.get("FILTERD_SCREENSHOTS") == "1"
     with httpx.Client(base_url=base, timeout=30,
-                      headers={"Authorization": f"Bearer {INGEST}"}) as api:
+                      headers={"Authorization": f"Bearer {KEYS['ingest']}"}) as api:
         _run(api, base, db, sync_api, shots)
 
 
@@ -113,7 +125,7 @@ def _run(api: httpx.Client, base: str, db: str, sync_api: Any, shots: bool) -> N
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
             # --- the agent console: live, masked, tagged
-            _sign_in(page, base + "/console", AGENT)
+            _sign_in(page, base + "/console", KEYS["agent"])
             page.wait_for_selector("#live.on")
             page.wait_for_selector("[data-conversation-id='c-100']")
             page.evaluate("window.__notReloaded = true")
@@ -156,18 +168,22 @@ def _run(api: httpx.Client, base: str, db: str, sync_api: Any, shots: bool) -> N
                 page.screenshot(path=str(REPO / "docs" / "console.png"))
             assert errors == []
             # --- the agent may not see the dashboard, nor read an original
-            _sign_in(page, base + "/dashboard", AGENT)
-            page.wait_for_selector("#gate:not([hidden])")
-            assert "may not use this page" in (page.text_content("#gate-note") or "")
+            refused = page.goto(base + "/dashboard")
+            assert refused is not None and refused.status == 403
+            assert "may not use this page" in (page.text_content("#forbidden") or "")
             denied = httpx.get(base + "/v1/messages/c-1/m1/original", timeout=10,
-                               headers={"Authorization": f"Bearer {AGENT}"})
+                               headers={"Authorization": f"Bearer {KEYS['agent']}"})
             assert denied.status_code == 403
+            # the key is in an HttpOnly cookie: no script of the page can read it
+            assert KEYS["agent"] not in str(page.evaluate("document.cookie"))
+            assert any(c["name"] == "filterd_key" and c["httpOnly"] and c["sameSite"] == "Strict"
+                       for c in ctx.cookies())
             ctx.close()
             # --- the supervisor dashboard
             ctx = browser.new_context(viewport={"width": 1366, "height": 768})
             page = ctx.new_page()
             page.on("pageerror", lambda e: errors.append(str(e)))
-            _sign_in(page, base + "/dashboard", SUPERVISOR)
+            _sign_in(page, base + "/dashboard", KEYS["supervisor"])
             page.wait_for_selector("#kpi-messages")
             before = page.text_content("#kpi-messages .kpi-value")
             assert before == "5"
@@ -191,11 +207,16 @@ def _run(api: httpx.Client, base: str, db: str, sync_api: Any, shots: bool) -> N
             page.wait_for_selector("[data-message-id='m1'] .original")
             assert page.text_content("[data-message-id='m1'] .original") == RAW
             audit = httpx.get(base + "/v1/audit", timeout=10,
-                              headers={"Authorization": f"Bearer {SUPERVISOR}"}).json()
+                              headers={"Authorization": f"Bearer {KEYS['supervisor']}"}).json()
             assert [e["outcome"] for e in audit["entries"]][:2] == ["granted", "denied"]
             if shots:
                 page.screenshot(path=str(REPO / "docs" / "dashboard.png"), full_page=False)
             assert errors == []
+            # --- signing out drops the cookie: the pages ask for a key again
+            with page.expect_navigation(url="**/login"):
+                page.click("#sign-out")
+            page.goto(base + "/dashboard")
+            assert "/login?next=" in page.url
             ctx.close()
         finally:
             browser.close()

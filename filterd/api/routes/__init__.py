@@ -12,6 +12,7 @@ from filterd.api.routes import (
     events,
     feedback,
     health,
+    keys,
     messages,
     originals,
     stats,
@@ -27,5 +28,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     dashboard.router,
     originals.router,
     audit.router,
+    keys.router,
     health.router,
 )

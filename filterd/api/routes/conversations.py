@@ -1,7 +1,8 @@
 """``GET /v1/conversations`` (newest first) and ``GET /v1/conversations/{id}`` (transcript).
 
 Transcripts hold masked, PII-redacted text only, each message tagged with its category,
-level, flags and route, plus the conversation's state.
+level, flags and route, plus the conversation's state. A caller sees its own tenant's
+conversations only; another tenant's id is simply unknown (404).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from filterd.api.deps import PrincipalDep, StoreDep
+from filterd.api.deps import ConsolePrincipalDep, StoreDep
 from filterd.api.schemas import (
     CategoryName,
     ConversationListOut,
@@ -29,7 +30,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {c: {"model": ErrorOut} for c in (404
 @router.get("/conversations", response_model=ConversationListOut, responses=_ERRORS)
 def list_conversations(
     store: StoreDep,
-    principal: PrincipalDep,
+    principal: ConsolePrincipalDep,
     queue: Annotated[str | None, Query(max_length=64,
                                        description="current queue of the conversation")] = None,
     category: Annotated[CategoryName | None,
@@ -38,7 +39,7 @@ def list_conversations(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> ConversationListOut:
     """Conversations, most recently updated first."""
-    found = store.conversations(ConversationQuery(
+    found = store.conversations(principal.tenant, ConversationQuery(
         queue=queue, category=category, since=as_utc(since) if since else None, limit=limit))
     return ConversationListOut(conversations=[ConversationOut.of(c) for c in found])
 
@@ -46,6 +47,6 @@ def list_conversations(
 @router.get("/conversations/{conversation_id}", response_model=TranscriptOut,
             responses=_ERRORS)
 def get_conversation(conversation_id: Id, store: StoreDep,
-                     principal: PrincipalDep) -> TranscriptOut:
+                     principal: ConsolePrincipalDep) -> TranscriptOut:
     """The masked, tagged transcript and the conversation state."""
-    return TranscriptOut.of_transcript(store.transcript(conversation_id))
+    return TranscriptOut.of_transcript(store.transcript(principal.tenant, conversation_id))

@@ -1,4 +1,5 @@
-"""``GET /v1/deliveries/dead`` and ``POST /v1/deliveries/{id}/retry``: the dead letters."""
+"""``GET /v1/deliveries/dead`` and ``POST /v1/deliveries/{id}/retry``: the dead letters of
+the caller's tenant (another tenant's delivery id is unknown: 404)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from filterd.api.deps import DelivererDep, PrincipalDep, StoreDep
+from filterd.api.deps import (
+    DelivererDep,
+    DeliveriesPrincipalDep,
+    RetryPrincipalDep,
+    StoreDep,
+)
 from filterd.api.schemas import DeliveryListOut, DeliveryOut, ErrorOut
 from filterd.store.base import utcnow
 
@@ -15,17 +21,18 @@ _ERRORS: dict[int | str, dict[str, Any]] = {c: {"model": ErrorOut} for c in (404
 
 
 @router.get("/deliveries/dead", response_model=DeliveryListOut, responses=_ERRORS)
-def dead_letters(store: StoreDep, principal: PrincipalDep,
+def dead_letters(store: StoreDep, principal: DeliveriesPrincipalDep,
                  limit: Annotated[int, Query(ge=1, le=500)] = 100) -> DeliveryListOut:
     """Webhook deliveries given up after the last attempt, most recent first."""
-    return DeliveryListOut(deliveries=[DeliveryOut.of(d) for d in store.dead_letters(limit)])
+    return DeliveryListOut(deliveries=[DeliveryOut.of(d)
+                                       for d in store.dead_letters(principal.tenant, limit)])
 
 
 @router.post("/deliveries/{delivery_id}/retry", status_code=202, response_model=DeliveryOut,
              responses=_ERRORS)
 def retry_delivery(delivery_id: int, store: StoreDep, deliverer: DelivererDep,
-                   principal: PrincipalDep) -> DeliveryOut:
+                   principal: RetryPrincipalDep) -> DeliveryOut:
     """Requeue a dead letter: its attempts start again from zero."""
-    delivery = store.requeue(delivery_id, utcnow())
+    delivery = store.requeue(principal.tenant, delivery_id, utcnow())
     deliverer.wake()
     return DeliveryOut.of(delivery)

@@ -2,9 +2,9 @@
 
 Each event is ``event: message`` with JSON data: the conversation id, the conversation
 state after the message, and the message as in a transcript (masked text only; originals
-never travel here). Events come from this process only: with several workers, each worker
-streams the messages it stored. A comment line every ``KEEPALIVE_SECONDS`` keeps proxies
-from closing an idle stream.
+never travel here). A stream carries the caller's tenant's messages only. Events come from
+this process only: with several workers, each worker streams the messages it stored. A
+comment line every ``KEEPALIVE_SECONDS`` keeps proxies from closing an idle stream.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ KEEPALIVE_SECONDS = 15.0
 
 
 def message_event(m: StoredMessage) -> Event:
-    """The event for one stored message (masked text only)."""
+    """The event for one stored message (masked text only); publish it to ``m.tenant``."""
     return {"conversation_id": m.conversation_id, "state": m.state_after.as_dict(),
             "message": TranscriptMessageOut.of(m).model_dump(mode="json")}
 
@@ -47,7 +47,7 @@ async def get_events(
     events = services.events
 
     async def stream() -> AsyncIterator[str]:
-        async with events.subscribe() as queue:
+        async with events.subscribe(principal.tenant) as queue:
             yield "retry: 2000\n: connected\n\n"
             sent = 0
             while max_events is None or sent < max_events:

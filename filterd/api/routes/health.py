@@ -1,14 +1,19 @@
-"""``/healthz`` (the process answers), ``/readyz`` (model and store work), ``/metrics``."""
+"""``/healthz`` (the process answers), ``/readyz`` (model and store work), ``/metrics``.
+
+The probes are always open. ``/metrics`` is open unless ``FILTERD_METRICS_REQUIRE_KEY``:
+then it needs a ``metrics`` key (a scrape-only role) or an ``admin`` key. Supervisors do not
+get it: the figures are service-wide, over every tenant.
+"""
 
 from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from filterd.api.deps import ServicesDep
+from filterd.api.deps import ServicesDep, authenticate, check
 from filterd.api.schemas import HealthOut
 
 router = APIRouter(tags=["health"])
@@ -43,8 +48,10 @@ def readyz(services: ServicesDep) -> JSONResponse:
 
 
 @router.get("/metrics", response_class=Response)
-def metrics(services: ServicesDep) -> Response:
-    """Prometheus metrics (text format)."""
+def metrics(request: Request, services: ServicesDep) -> Response:
+    """Prometheus metrics (text format); a metrics or admin key if so configured."""
+    if services.settings.metrics_require_key:
+        check(authenticate(request, services), "metrics", "/metrics")
     m = services.metrics
     try:
         m.outbox_depth.set(services.store.outbox_depth())

@@ -1,7 +1,8 @@
 """``POST /v1/messages`` and ``POST /v1/messages:batch``: judge, store, answer the verdict.
 
-Idempotent on ``(conversation_id, message_id)``: a retry answers the first verdict, counts
-nothing twice and carries the header ``Idempotent-Replayed: true``.
+Messages belong to the tenant of the key that sends them (an ``ingest`` key). Idempotent on
+``(tenant, conversation_id, message_id)``: a retry answers the first verdict, counts nothing
+twice and carries the header ``Idempotent-Replayed: true``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from filterd.api.deps import IngestorDep, PrincipalDep
+from filterd.api.deps import IngestorDep, IngestPrincipalDep
 from filterd.api.schemas import BatchIn, BatchOut, ErrorOut, MessageIn, MessageOut
 from filterd.ingest import Incoming
 from filterd.store.base import as_utc
@@ -30,9 +31,9 @@ def _incoming(m: MessageIn) -> Incoming:
 
 @router.post("/messages", response_model=MessageOut, responses=_ERRORS)
 def post_message(body: MessageIn, ingestor: IngestorDep, response: Response,
-                 principal: PrincipalDep) -> dict[str, Any]:
+                 principal: IngestPrincipalDep) -> dict[str, Any]:
     """Judge one message in its conversation and store it (masked)."""
-    [outcome] = ingestor.ingest([_incoming(body)])
+    [outcome] = ingestor.ingest([_incoming(body)], tenant=principal.tenant)
     if outcome.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return outcome.as_dict()
@@ -40,11 +41,12 @@ def post_message(body: MessageIn, ingestor: IngestorDep, response: Response,
 
 @router.post("/messages:batch", response_model=BatchOut, responses=_ERRORS)
 def post_batch(body: BatchIn, ingestor: IngestorDep,
-               principal: PrincipalDep) -> dict[str, Any]:
+               principal: IngestPrincipalDep) -> dict[str, Any]:
     """Judge up to FILTERD_BATCH_MAX_MESSAGES messages, in order within each conversation.
 
     The batch is checked as a whole first: one invalid message refuses the batch (the error
     names its index) and nothing is stored.
     """
-    outcomes = ingestor.ingest([_incoming(m) for m in body.messages], batch=True)
+    outcomes = ingestor.ingest([_incoming(m) for m in body.messages], batch=True,
+                               tenant=principal.tenant)
     return {"results": [o.as_dict() for o in outcomes]}

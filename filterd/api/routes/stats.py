@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
-from filterd.api.deps import PrincipalDep, StoreDep
+from filterd.api.deps import DashboardPrincipalDep, StoreDep
 from filterd.api.schemas import Channel, ErrorOut, StatsOut
 from filterd.errors import InputError
 from filterd.store.base import utcnow
@@ -34,12 +34,13 @@ def parse_window(window: str) -> timedelta:
 
 
 @router.get("/stats", response_model=StatsOut, responses=_ERRORS)
-def get_stats(store: StoreDep, principal: PrincipalDep,
+def get_stats(store: StoreDep, principal: DashboardPrincipalDep,
               window: Annotated[str, Query(max_length=8)] = "24h",
               bucket: Annotated[Literal["hour", "day"], Query()] = "hour",
               channel: Annotated[Channel | None, Query()] = None) -> StatsOut:
-    """Figures over the customer messages received in the last ``window`` (of one channel
-    if given); ``series`` holds every hour or day of it."""
+    """Figures over the caller's tenant's customer messages received in the last ``window``
+    (of one channel if given); ``series`` holds every hour or day of it."""
     until = utcnow()
-    stats = store.stats(until - parse_window(window), until, channel=channel, bucket=bucket)
+    stats = store.stats(principal.tenant, until - parse_window(window), until, channel=channel,
+                        bucket=bucket)
     return StatsOut.of(window, stats, bucket, channel)

@@ -1,26 +1,26 @@
-// Shared by both pages: the API key (sessionStorage), fetch with Bearer, DOM helpers.
+// Shared by both pages: calls to the API, DOM helpers. The API key lives in an HttpOnly
+// cookie set by /login (scripts never see it); every call also sends X-Requested-With,
+// which the API requires of cookie-signed requests that change something (CSRF defence).
 // Text from the API is only ever set with textContent, never parsed as HTML.
 "use strict";
 
-const KEY_NAME = "filterd.apiKey";
+const API_HEADERS = { "X-Requested-With": "filterd" };
 
-function apiKey() {
-  return sessionStorage.getItem(KEY_NAME) || "";
+function apiHeaders(extra) {
+  return Object.assign({}, API_HEADERS, extra || {});
 }
 
-function authHeaders(extra) {
-  const h = Object.assign({}, extra || {});
-  const key = apiKey();
-  if (key) h["Authorization"] = "Bearer " + key;
-  return h;
+function toLogin() {
+  location.assign("/login?next=" + encodeURIComponent(location.pathname));
 }
 
 async function api(path, options) {
-  const opts = Object.assign({}, options || {});
-  opts.headers = authHeaders(opts.headers);
+  const opts = Object.assign({ credentials: "same-origin" }, options || {});
+  opts.headers = apiHeaders(opts.headers);
   const r = await fetch(path, opts);
   let body = null;
   try { body = await r.json(); } catch (e) { body = null; }
+  if (r.status === 401) toLogin();  // signed out, or the key was revoked
   if (!r.ok) {
     const msg = body && body.error ? body.error.message : ("HTTP " + r.status);
     const err = new Error(msg);
@@ -69,42 +69,26 @@ function fmtTime(iso) {
   return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 }
 
-// Ask for a key once (kept for this browser tab), then call onReady(me).
+// The page was served to a signed-in key (or an open service): say who, then onReady(me).
 async function signIn(need, onReady) {
-  const gate = document.getElementById("gate");
-  const form = document.getElementById("key-form");
-  const input = document.getElementById("key-input");
-  const note = document.getElementById("gate-note");
   const who = document.getElementById("whoami");
   const signOut = document.getElementById("sign-out");
-  signOut.addEventListener("click", () => {
-    sessionStorage.removeItem(KEY_NAME);
-    location.reload();
+  signOut.addEventListener("click", async () => {
+    try { await fetch("/logout", { method: "POST", credentials: "same-origin" }); } catch (e) { /* gone anyway */ }
+    location.assign("/login");
   });
-  form.addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    sessionStorage.setItem(KEY_NAME, input.value.trim());
-    input.value = "";
-    attempt();
-  });
-  async function attempt() {
-    try {
-      const me = await api("/v1/me");
-      if (!me[need]) {
-        note.textContent = "This key's role (" + me.role + ") may not use this page.";
-        gate.hidden = false;
-        return;
-      }
-      gate.hidden = true;
-      who.textContent = "Signed in as " + me.role;
-      onReady(me);
-    } catch (e) {
-      note.textContent = e.status === 401 ? (apiKey() ? "That key was refused." :
-        "Enter your API key.") : ("Could not reach the service: " + e.message);
-      sessionStorage.removeItem(KEY_NAME);
-      gate.hidden = false;
-      input.focus();
-    }
+  let me;
+  try {
+    me = await api("/v1/me");
+  } catch (e) {
+    who.textContent = "Could not reach the service: " + e.message;
+    return;
   }
-  attempt();
+  if (me.role === "anonymous") signOut.hidden = true;  // an open service: nobody to sign out
+  who.textContent = "Signed in as " + me.role + (me.tenant !== "default" ? " (" + me.tenant + ")" : "");
+  if (!me[need]) {
+    who.textContent += ": this key may not use this page";
+    return;
+  }
+  onReady(me);
 }

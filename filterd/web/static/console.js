@@ -119,12 +119,14 @@ function setLive(on, text) {
   live.className = on ? "live on" : "live off";
 }
 
-// Server-Sent Events over fetch (EventSource cannot send an Authorization header).
+// Server-Sent Events over fetch (so a 401, a revoked key, sends the page back to /login).
 async function follow() {
   let delay = 1000;
   for (;;) {
     try {
-      const r = await fetch("/v1/events", { headers: authHeaders({ Accept: "text/event-stream" }) });
+      const r = await fetch("/v1/events", { credentials: "same-origin",
+                                            headers: apiHeaders({ Accept: "text/event-stream" }) });
+      if (r.status === 401) { toLogin(); return; }
       if (!r.ok) throw new Error("HTTP " + r.status);
       setLive(true, "\u25CF live");
       delay = 1000;

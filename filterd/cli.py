@@ -17,9 +17,12 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from filterd.errors import FilterdError, InputError
+
+if TYPE_CHECKING:
+    from filterd.store.sql import SqlStore
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -129,6 +132,13 @@ def _service_settings(args: argparse.Namespace) -> Any:
     return load_settings(**overrides)
 
 
+
+def _sql_store(args: argparse.Namespace) -> SqlStore:
+    from filterd.store.sql import SqlStore
+
+    settings = _service_settings(args)
+    return SqlStore(settings.database_url, busy_timeout_ms=settings.store_busy_timeout_ms)
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -158,9 +168,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    from filterd.store.sql import SqlStore
-
-    store = SqlStore(_service_settings(args).database_url)
+    store = _sql_store(args)
     try:
         store.upgrade()
         print(f"schema up to date: {store.url}", file=sys.stderr)
@@ -170,21 +178,20 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_feedback_export(args: argparse.Namespace) -> int:
-    from filterd.store.sql import SqlStore
-
-    store = SqlStore(_service_settings(args).database_url)
+    store = _sql_store(args)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     n = 0
     try:
         with out.open("w", encoding="utf-8") as f:
-            for ex in store.feedback_examples():
+            for ex in store.feedback_examples(args.tenant):
                 f.write(_dump({"text": ex.text, "category": ex.category,
                                "flags": list(ex.flags)}, False) + "\n")
                 n += 1
     finally:
         store.close()
-    print(f"wrote {n} corrections to {out}", file=sys.stderr)
+    whose = f"tenant {args.tenant}" if args.tenant else "every tenant"
+    print(f"wrote {n} corrections ({whose}) to {out}", file=sys.stderr)
     return 0
 
 
@@ -193,9 +200,7 @@ def cmd_feedback_export(args: argparse.Namespace) -> int:
 
 def _keys_store(args: argparse.Namespace) -> Any:
     """The store of FILTERD_DATABASE_URL (or --database-url), migrated like ``serve`` does."""
-    from filterd.store.sql import SqlStore
-
-    store = SqlStore(_service_settings(args).database_url)
+    store = _sql_store(args)
     store.upgrade()
     return store
 
@@ -248,6 +253,56 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
     for k in keys:
         print(f"{k.id:<12}  {k.role:<10}  {k.tenant:<16}  {when(k.created_at):<20}  "
               f"{when(k.revoked_at):<20}  {k.name or ''}")
+    return 0
+
+
+# ------------------------------------------------------------------ privacy (issue 6)
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    """Delete what the retention settings say is due (or, --dry-run, count it)."""
+    from filterd import privacy
+
+    settings = _service_settings(args)
+    store = _keys_store(args)
+    try:
+        removed = (privacy.preview(store, settings) if args.dry_run
+                   else privacy.purge(store, settings))
+    finally:
+        store.close()
+    counts = removed.as_dict()
+    if args.json:
+        print(_dump({"dry_run": args.dry_run, "removed": counts}, False))
+    else:
+        print(f"{'would delete' if args.dry_run else 'deleted'} (rows by table):")
+        for table, n in counts.items():
+            print(f"  {table:<18} {n:>10}")
+    print(privacy.describe(settings), file=sys.stderr)
+    return 0
+
+
+def cmd_erase(args: argparse.Namespace) -> int:
+    """Erase everything about one customer of one tenant (right to erasure), audited."""
+    import getpass
+
+    from filterd import apikeys, privacy
+
+    tenant = apikeys.check_tenant(args.tenant)
+    try:
+        who = args.by or f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no login name in this container
+        who = "cli"
+    store = _keys_store(args)
+    try:
+        erasure = privacy.erase_customer(store, tenant, args.customer, who=who[:200],
+                                         role="cli")
+    finally:
+        store.close()
+    detail = erasure.audit.detail or {}
+    print(_dump({"tenant": tenant, "customer": detail.get("customer"),
+                 "removed": erasure.removed.as_dict(), "audit_id": erasure.audit.id}, False))
+    print(f"erased: {erasure.removed.total} rows (audit entry {erasure.audit.id}, as {who})",
+          file=sys.stderr)
     return 0
 
 
@@ -367,6 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     x = fb.add_parser("export", help="write corrections as JSONL for filterd train --feedback")
     x.add_argument("--out", required=True, help="JSONL file to write")
     x.add_argument("--database-url", help="FILTERD_DATABASE_URL")
+    x.add_argument("--tenant", help="one tenant's corrections (default: every tenant's)")
     x.set_defaults(func=cmd_feedback_export)
 
     # ---- keys (access, issue 6)
@@ -390,6 +446,23 @@ def build_parser() -> argparse.ArgumentParser:
     kl.add_argument("--database-url", help="FILTERD_DATABASE_URL")
     kl.set_defaults(func=cmd_keys_list)
     # ---- end of keys
+
+    # ---- privacy (issue 6): retention and the right to erasure
+    pu = sub.add_parser("purge", help="delete transcripts and audit entries past retention "
+                                      "(FILTERD_RETENTION_DAYS, FILTERD_AUDIT_RETENTION_DAYS)")
+    pu.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+    pu.add_argument("--json", action="store_true", help="print the counts as one JSON object")
+    pu.add_argument("--database-url", help="FILTERD_DATABASE_URL")
+    pu.set_defaults(func=cmd_purge)
+    er = sub.add_parser("erase", help="delete everything about one customer (right to "
+                                      "erasure), recorded in the audit log")
+    er.add_argument("--customer", required=True, metavar="ID",
+                    help="the customer's sender id, as the chat platform sends it")
+    er.add_argument("--tenant", default=DEFAULT_TENANT, help="the customer's tenant")
+    er.add_argument("--by", help="who asks, for the audit log (default: cli:<login name>)")
+    er.add_argument("--database-url", help="FILTERD_DATABASE_URL")
+    er.set_defaults(func=cmd_erase)
+    # ---- end of privacy
 
     d = sub.add_parser("data", help="training data").add_subparsers(dest="data_cmd", required=True)
     b = d.add_parser("build", help="build the labelled training set")

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     database_url: str = "sqlite:///filterd.db"  # or postgresql://user:pass@host/db
+    # SQLite: how long a write waits for another writer's lock before answering 503
+    store_busy_timeout_ms: int = Field(5_000, ge=0, le=600_000)
     migrate_on_start: bool = True  # run the Alembic migrations when the service starts
     max_message_bytes: int = Field(8_192, ge=1)  # UTF-8 size limit of one message's text
     batch_max_messages: int = Field(500, ge=1)  # POST /v1/messages:batch
@@ -60,6 +62,12 @@ class Settings(BaseSettings):
     # ---- originals: the unmasked text, Fernet-encrypted at rest, read by supervisors only
     store_originals: bool = False
     originals_key: SecretStr | None = None  # a Fernet key (Fernet.generate_key())
+    # ---- privacy: retention and erasure (issue 6; filterd/privacy.py, README "Privacy")
+    retention_days: int | None = Field(90, ge=0)  # transcripts; 0 or None: kept forever
+    audit_retention_days: int | None = Field(365, ge=0)  # the audit log; 0 or None: forever
+    purge_interval_seconds: float = Field(3_600, ge=0)  # in `filterd serve`; 0: never there
+    purge_batch: int = Field(500, ge=1, le=100_000)  # rows deleted per transaction
+    # ---- end of privacy
 
     # ---- limits and model failure (issue 6; filterd/api/limits.py, filterd/classify/guard.py)
     # Every limit is per process: with N workers or instances the effective limit is N x.

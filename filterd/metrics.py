@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -21,10 +22,16 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from filterd.classify.guard import FAILURE_REASONS, BreakerState, FailureReason
 from filterd.types import Verdict
 
+if TYPE_CHECKING:
+    from filterd.store.base import Removed  # privacy (issue 6)
+
 # limits and model failure (issue 6)
 REJECT_REASONS = ("rate_limited_key", "rate_limited_conversation", "overloaded",
                   "body_too_large")
 _CIRCUIT_STATES: dict[BreakerState, int] = {"closed": 0, "half_open": 1, "open": 2}
+# privacy (issue 6): the tables a purge or an erasure removes rows from (store.base.Removed)
+PRIVACY_TABLES = ("conversations", "messages", "message_originals", "feedback", "outbox",
+                  "audit_log")
 _LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -89,6 +96,19 @@ class Metrics:
         for reason in FAILURE_REASONS:
             self.model_failures.labels(reason)
         # ---- end of limits and model failure
+        # ---- privacy (issue 6): filterd/privacy.py; table labels are the store's tables
+        self.purged_rows = Counter("filterd_purged_rows",
+                                   "Rows deleted by the retention purge, by table.", ["table"],
+                                   registry=r)
+        self.erasures = Counter("filterd_erasures",
+                                "Customer erasures carried out (right to erasure).", registry=r)
+        self.erased_rows = Counter("filterd_erased_rows",
+                                   "Rows erased (audit_log: pseudonymised) by customer erasures, "
+                                   "by table.", ["table"], registry=r)
+        for table in PRIVACY_TABLES:
+            self.purged_rows.labels(table)
+            self.erased_rows.labels(table)
+        # ---- end of privacy
 
     # ---- limits and model failure (issue 6): Metrics is the guard's listener
     def model_failed(self, reason: FailureReason) -> None:
@@ -97,6 +117,19 @@ class Metrics:
     def circuit_changed(self, state: BreakerState) -> None:
         self.circuit_state.set(_CIRCUIT_STATES[state])
     # ---- end of limits and model failure
+
+    # ---- privacy (issue 6)
+    def observe_purged(self, removed: Removed) -> None:
+        for table, n in removed.as_dict().items():
+            if n:
+                self.purged_rows.labels(table).inc(n)
+
+    def observe_erasure(self, removed: Removed) -> None:
+        self.erasures.inc()
+        for table, n in removed.as_dict().items():
+            if n:
+                self.erased_rows.labels(table).inc(n)
+    # ---- end of privacy
 
     def observe_stages(self, stage_seconds: Mapping[str, float]) -> None:
         for stage, seconds in stage_seconds.items():

@@ -220,6 +220,9 @@ def normalize(text: str, *, max_repeat: int = 1, squeeze: bool = False) -> Norma
 # --- clean_for_model -------------------------------------------------------------------------
 
 _ZERO_WIDTH = re.compile("[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+# Lone surrogates (undecodable bytes from argv, "\ud800" JSON escapes) make the tokenizer
+# raise, which degraded the whole verdict; the model reads U+FFFD in their place.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _RT = re.compile(r"^\s*RT\b\s*(?:@\w+\s*:?\s*)?")
 _URL = re.compile(r"\b(?:https?://|www\.)\S+", re.IGNORECASE)
 _HANDLE = re.compile(r"(?<![\w@])@\w+")
@@ -234,10 +237,10 @@ _TRAILING_HANDLES = re.compile(r"(?:\s+@\w+)+[\s.!]*$")
 def clean_for_model(text: str) -> str:
     """Neutralise channel artifacts so the classifier sees the words, not the platform.
 
-    HTML entities unescaped, zero-width characters removed, a leading ``RT``/``RT @x:``
-    dropped, URLs -> ``http``, addressing handles at the start or end dropped,
-    other ``@handles`` -> ``@user``, ``#tag`` -> ``tag``, whitespace
-    collapsed. Used for training and serving alike, so it is deterministic and cheap.
+    HTML entities unescaped, lone surrogates -> U+FFFD, zero-width characters removed, a
+    leading ``RT``/``RT @x:`` dropped, URLs -> ``http``, addressing handles at the start or
+    end dropped, other ``@handles`` -> ``@user``, ``#tag`` -> ``tag``, whitespace collapsed.
+    Used for training and serving alike, so it is deterministic and cheap.
     """
     if not isinstance(text, str):
         raise InputError(
@@ -245,6 +248,8 @@ def clean_for_model(text: str) -> str:
         )
     if "&" in text:
         text = html.unescape(text)
+    if not text.isascii():
+        text = _SURROGATE.sub("\ufffd", text)
     text = _ZERO_WIDTH.sub("", text)
     text = _RT.sub("", text, count=1)
     text = _URL.sub("http", text)

@@ -167,6 +167,19 @@ class Filter:
         t3 = time.perf_counter()
         return judged, {"detect": t1 - t0, "classify": t2 - t1, "decide": t3 - t2}
 
+    def redact(self, text: str) -> str:
+        """``text`` with offensive words masked and personal data redacted, no model call.
+
+        For free text that is not a customer message but may quote one, such as an agent's
+        feedback note: it is stored in this form only.
+        """
+        spans = [s for s in self._detect(text)
+                 if s.source != "phrases" and (s.kind in _MASKED_KINDS
+                                               or s.kind.startswith("pii:"))]
+        spans.sort(key=lambda s: (s.start, s.end))
+        return apply_masks(text, spans, style=self.settings.mask_style,
+                           pii_style=self.settings.pii_style)
+
     # ------------------------------------------------------------------ stages
 
     def _detect(self, text: str) -> list[Span]:

@@ -53,6 +53,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/keys"): frozenset({"admin"}),
     ("POST", "/v1/keys"): frozenset({"admin"}),
     ("POST", "/v1/keys/{key_id}/revoke"): frozenset({"admin"}),
+    ("DELETE", "/v1/customers/{customer_id}"): frozenset({"admin"}),  # erasure (privacy)
     # FILTERD_METRICS_REQUIRE_KEY=true here (off, /metrics is public)
     ("GET", "/metrics"): frozenset({"metrics", "admin", "anonymous"}),
     ("GET", "/healthz"): PUBLIC,
@@ -116,6 +117,7 @@ class World:
         return (path.replace("{conversation_id}", "c1").replace("{message_id}", "m1")
                 .replace("{delivery_id}", str(self.delivery_id))
                 .replace("{key_id}", self.spare_key)
+                .replace("{customer_id}", "nobody")  # erasing no one: the data stays
                 .replace("/static", "/static/style.css"))
 
     def body(self, method: str, path: str) -> Any:

@@ -48,3 +48,20 @@ def test_db_upgrade_command(tmp_path: Path) -> None:
     assert main(["db", "upgrade", "--database-url", db]) == 0
     assert main(["db", "upgrade", "--database-url", db]) == 0
     assert (tmp_path / "new.db").exists()
+
+
+@pytest.mark.anyio
+async def test_feedback_note_is_stored_masked_and_redacted(make_app: Any, tmp_path: Path) -> None:
+    """Agents quote customers in notes: the note gets the same masking as message text."""
+    db_file = tmp_path / "notes.db"
+    async with client(make_app(database_url=f"sqlite:///{db_file}")) as c:
+        await c.post("/v1/messages", json=message("c1", "m1", "you idiot"))
+        r = await c.post("/v1/messages/c1/m1/feedback", json={
+            "category": "abusive", "by": "agent-7",
+            "note": "he said 'you fucking idiot', call him on 415 555 0132 or bob@example.com"})
+        assert r.status_code == 201
+        note = r.json()["note"]
+    assert "fucking" not in note and "555 0132" not in note and "bob@example.com" not in note
+    assert note.startswith("he said") and "call him on" in note
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("notes.db*"))
+    assert b"555 0132" not in raw and b"bob@example.com" not in raw and b"fucking" not in raw

@@ -69,7 +69,7 @@ def test_migrations_build_exactly_the_models(store: SqlStore) -> None:
                                 metadata)
         version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
     assert diff == []
-    assert version == "0003"
+    assert version == "0004"
 
 
 def _insert_0001_rows(s: SqlStore, cid: str, mids: list[str]) -> None:

@@ -32,7 +32,7 @@ log = logging.getLogger("filterd.access")
 
 Role = Literal["anonymous", "ingest", "agent", "supervisor", "admin", "metrics"]
 Permission = Literal["me", "ingest", "console", "feedback", "dashboard", "originals", "audit",
-                     "deliveries", "retry", "keys", "metrics"]
+                     "deliveries", "retry", "keys", "metrics", "erase"]
 
 
 def _roles(*roles: Role) -> frozenset[Role]:
@@ -65,6 +65,8 @@ ACCESS: dict[Permission, frozenset[Role]] = {
     "keys": _roles("admin"),
     # GET /metrics, when FILTERD_METRICS_REQUIRE_KEY (service-wide figures: no supervisor)
     "metrics": _roles("anonymous", "metrics", "admin"),
+    # DELETE /v1/customers/{customer_id}: right to erasure, own tenant, audited (privacy)
+    "erase": _roles("admin"),
 }
 
 

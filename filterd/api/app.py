@@ -30,6 +30,7 @@ from filterd.metrics import Metrics
 from filterd.originals import sealer_from_settings
 from filterd.outbox import Deliverer
 from filterd.pipeline import Filter
+from filterd.privacy import Purger, describe  # privacy (issue 6)
 from filterd.store.base import Store
 from filterd.store.sql import SqlStore
 from filterd.web import install as install_web
@@ -51,7 +52,8 @@ def create_app(
     sealer = sealer_from_settings(settings)  # a bad FILTERD_ORIGINALS_KEY fails here
     own_store = store is None
     if store is None:
-        sql = SqlStore(settings.database_url)
+        sql = SqlStore(settings.database_url,
+                       busy_timeout_ms=settings.store_busy_timeout_ms)
         log.info("store: %s", sql.url)
         store = sql
     # ---- micro-batching (issue 5): only around the model this app loads itself; a Filter
@@ -72,6 +74,7 @@ def create_app(
                         sealer=sealer if settings.store_originals else None,
                         on_stored=lambda m: events.publish(m.tenant, message_event(m)))
     services = Services(settings, filter, store, ingestor, metrics, deliverer, sealer, events)
+    purger = Purger(store, settings, metrics)  # privacy (issue 6): the retention purge
     guard = filter.guard  # limits and model failure (issue 6): its failures feed the metrics
 
     @asynccontextmanager
@@ -81,11 +84,17 @@ def create_app(
         await anyio.to_thread.run_sync(_warn_if_open, services)  # access (issue 6)
         if settings.delivery_worker and settings.webhooks_configured:
             deliverer.start()
+        # ---- privacy (issue 6): purge expired transcripts in the background (every worker)
+        _log_retention(settings, purger)
+        if purger.enabled:
+            purger.start()
+        # ---- end of privacy
         guard.add_listener(metrics)  # limits and model failure (issue 6)
         try:
             yield
         finally:
             guard.remove_listener(metrics)
+            await purger.aclose()  # privacy (issue 6): after its current batch
             await deliverer.aclose()
             if batcher is not None:  # micro-batching (issue 5): join the model thread
                 await anyio.to_thread.run_sync(batcher.close)
@@ -95,6 +104,7 @@ def create_app(
     app = FastAPI(title="filterd", version=__version__, lifespan=lifespan,
                   description="Abuse and frustration filter for customer-service chat.")
     app.state.services = services
+    app.state.purger = purger  # privacy (issue 6)
     # limits and model failure (issue 6): body size and admission middleware (inside the
     # error handlers' catch-all), rate limits on every /v1 route
     v1_limits = api_limits.install(app, settings, metrics)
@@ -111,6 +121,20 @@ def _warn_if_open(services: Services) -> None:
         services.keyring.warn_if_open()
     except Exception as e:  # the store is not ready (migrations off): /readyz says so
         log.warning("could not check the API keys at start-up (%s)", type(e).__name__)
+
+
+def _log_retention(settings: Settings, purger: Purger) -> None:
+    """Privacy (issue 6): say at start-up what retention does, and warn when nothing is ever
+    deleted (a contact centre must be able to say how long it keeps transcripts)."""
+    if not settings.retention_days:
+        log.warning("FILTERD_RETENTION_DAYS is 0: transcripts are kept forever. Set a "
+                    "retention period (README \"Privacy and data retention\").")
+    if purger.enabled:
+        log.info("%s; purged every %.0f s", describe(settings),
+                 settings.purge_interval_seconds)
+    elif settings.retention_days or settings.audit_retention_days:
+        log.warning("%s, but FILTERD_PURGE_INTERVAL_SECONDS is 0: nothing is purged here; "
+                    "run `filterd purge` on a schedule.", describe(settings))
 
 
 def create_app_from_env() -> FastAPI:

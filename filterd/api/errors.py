@@ -177,3 +177,64 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(FilterdError, _filterd)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_middleware(CatchAll)
+    document_common_errors(app)
+
+
+# --- common error answers in the OpenAPI schema (issue 6, schema fuzzing) ---
+# Answers that come from layers every route shares (authentication, rate limits, the body
+# limit, JSON parsing, the store) rather than from a route's own code. Routes list their own
+# errors; these are added to each operation at schema generation, so the schema documents
+# every status the API can answer (tests/test_schema_fuzz.py checks that it does).
+_COMMON_ERRORS = {
+    400: "The body is not valid JSON (malformed_json).",
+    401: "No valid API key (unauthorized).",
+    403: "This key's role may not use this route (forbidden).",
+    404: "No such resource (not_found and its kinds).",
+    413: "The body is over FILTERD_MAX_BODY_BYTES (body_too_large).",
+    415: "The body is not JSON (unsupported_media_type).",
+    422: "A field is missing or invalid (missing_field, invalid_field, invalid_input).",
+    429: "Over a rate limit (rate_limited); see Retry-After.",
+    503: "Overloaded or the store is unavailable; see Retry-After.",
+}
+
+
+def _common_codes(path: str, operation: dict[str, Any]) -> set[int]:
+    codes: set[int] = set()
+    if path.startswith("/v1/"):
+        codes |= {401, 403, 429, 503}  # keys, roles, rate limits, the store
+    elif path == "/metrics":
+        codes |= {401, 403}  # FILTERD_METRICS_REQUIRE_KEY
+    if "requestBody" in operation:
+        codes |= {400, 413, 415, 422}
+    params = operation.get("parameters", [])
+    if params:
+        codes.add(422)
+    if any(p.get("in") == "path" for p in params):
+        codes.add(404)
+    return codes
+
+
+def document_common_errors(app: FastAPI) -> None:
+    """Make ``app.openapi()`` list the shared error answers on every operation."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            has_error_model = "ErrorOut" in schema.get("components", {}).get("schemas", {})
+            for path, operations in schema.get("paths", {}).items():
+                for operation in operations.values():
+                    answers = operation.setdefault("responses", {})
+                    for code in sorted(_common_codes(path, operation)):
+                        if str(code) in answers:
+                            continue
+                        answer: dict[str, Any] = {"description": _COMMON_ERRORS[code]}
+                        if has_error_model:
+                            answer["content"] = {"application/json": {
+                                "schema": {"$ref": "#/components/schemas/ErrorOut"}}}
+                        answers[str(code)] = answer
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+# --- end common error answers ---

@@ -243,8 +243,7 @@ class RateLimits:
         conversations = Counter(m["conversation_id"] for m in items
                                 if isinstance(m, dict) and isinstance(m.get("conversation_id"),
                                                                       str))
-        tenant = str(getattr(principal, "tenant", "default"))
-        self.check_ingest(principal.id, tenant, max(1, len(items)), conversations)
+        self.check_ingest(principal.id, principal.tenant, max(1, len(items)), conversations)
 
     def check_api(self, key_id: str) -> None:
         """Count one non-ingest request against the key; raise 429 when over."""

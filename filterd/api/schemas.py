@@ -7,10 +7,18 @@ Times are UTC, written with a ``Z``.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from filterd.outbox import public_url
 from filterd.store.base import (
@@ -37,6 +45,23 @@ MetaValue = str | int | float | bool | None
 _MAX_META_KEYS = 32
 _MAX_META_CHARS = 256
 
+# --- valid Unicode (issue 6, hostile input) ---
+# JSON may spell half a character ("\ud800"); such a lone surrogate cannot be encoded as
+# UTF-8, so the store (and any JSON answer) would fail with a 500. Refused here as a 422.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_MESSAGE = ("holds a lone UTF-16 surrogate (a '\\ud800'-style escape that is half "
+                      "of a character); send valid Unicode text")
+
+
+def _valid_unicode(v: str) -> str:
+    if _SURROGATE.search(v):
+        raise ValueError(_SURROGATE_MESSAGE)
+    return v
+
+
+Text = Annotated[str, AfterValidator(_valid_unicode)]
+# --- end valid Unicode ---
+
 
 def _utc(when: datetime | None) -> datetime | None:
     return when.replace(tzinfo=UTC) if when is not None and when.tzinfo is None else when
@@ -61,7 +86,7 @@ class MessageIn(_In):
     message_id: Id
     channel: Channel
     sender: SenderIn
-    text: str
+    text: Text
     sent_at: datetime | None = None
     metadata: dict[str, MetaValue] | None = None
 
@@ -76,6 +101,9 @@ class MessageIn(_In):
             if len(key) > 64 or (isinstance(value, str) and len(value) > _MAX_META_CHARS):
                 raise ValueError(f"keys up to 64 characters, string values up to "
                                  f"{_MAX_META_CHARS}")
+            _valid_unicode(key)
+            if isinstance(value, str):
+                _valid_unicode(value)
         return v
 
 
@@ -88,7 +116,7 @@ class FeedbackRequest(_In):
 
     category: CategoryName
     flags: list[FlagName] = Field(default_factory=list)
-    note: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    note: Annotated[Text, StringConstraints(max_length=2000)] | None = None
     by: Id
 
 
@@ -272,12 +300,13 @@ class AuditEntryOut(BaseModel):
     conversation_id: str
     message_id: str
     outcome: str
+    detail: dict[str, Any] | None = None  # erase: the customer's pseudonym and the counts
 
     @classmethod
     def of(cls, e: AuditEntry) -> AuditEntryOut:
         return cls(id=e.id or 0, at=e.at.replace(tzinfo=UTC), who=e.who, role=e.role,
                    action=e.action, conversation_id=e.conversation_id,
-                   message_id=e.message_id, outcome=e.outcome)
+                   message_id=e.message_id, outcome=e.outcome, detail=e.detail)
 
 
 class AuditListOut(BaseModel):

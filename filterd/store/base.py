@@ -12,8 +12,9 @@ The open service (no API keys) is the tenant :data:`DEFAULT_TENANT`.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
@@ -24,7 +25,7 @@ KeyRole = Literal["ingest", "agent", "supervisor", "admin", "metrics"]  # an API
 KEY_ROLES: tuple[KeyRole, ...] = ("ingest", "agent", "supervisor", "admin", "metrics")
 DEFAULT_TENANT = "default"
 DeliveryStatus = Literal["pending", "delivered", "dead"]
-AuditOutcome = Literal["granted", "denied", "not_found"]
+AuditOutcome = Literal["granted", "denied", "not_found", "done"]  # done: an erasure
 
 
 def utcnow() -> datetime:
@@ -103,12 +104,61 @@ class AuditEntry:
 
     who: str
     role: str
-    action: str  # read_original
+    action: str  # read_original | erase
     conversation_id: str
     message_id: str
     outcome: AuditOutcome
     at: datetime
     id: int | None = None  # set once stored
+    detail: dict[str, Any] | None = None  # erase: the customer's pseudonym and the counts
+
+
+# ------------------------------------------------------------------ privacy (issue 6)
+
+
+def pseudonym(tenant: str, value: str) -> str:
+    """A stable stand-in for an identifier that must no longer be kept in the clear (an
+    erased customer's id, an erased conversation's id in the audit log): ``sha256:<hex>``
+    of the tenant and the value. Whoever knows the id can still find its entries (to answer
+    "was customer X erased?", "who read X's originals?"); nobody can read the id back."""
+    digest = hashlib.sha256(f"{tenant}\n{value}".encode()).hexdigest()
+    return f"sha256:{digest}"
+
+
+@dataclass(frozen=True, slots=True)
+class Removed:
+    """Rows a retention purge or an erasure removed, by table. ``audit_log``: entries deleted
+    by the audit retention, or (erasure) entries whose conversation id was pseudonymised."""
+
+    conversations: int = 0
+    messages: int = 0
+    message_originals: int = 0
+    feedback: int = 0
+    outbox: int = 0
+    audit_log: int = 0
+
+    def __add__(self, other: Removed) -> Removed:
+        return Removed(*(a + b for a, b in zip(self.as_tuple(), other.as_tuple(), strict=True)))
+
+    def as_tuple(self) -> tuple[int, ...]:
+        return (self.conversations, self.messages, self.message_originals, self.feedback,
+                self.outbox, self.audit_log)
+
+    def as_dict(self) -> dict[str, int]:
+        """Table name -> rows (the label of ``filterd_purged_rows_total``)."""
+        return asdict(self)
+
+    @property
+    def total(self) -> int:
+        return sum(self.as_tuple())
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """What ``erase_customer`` did, and the audit entry that records it."""
+
+    removed: Removed
+    audit: AuditEntry
 
 
 # ------------------------------------------------------------------ reads
@@ -312,8 +362,9 @@ class Store(Protocol):
     def add_feedback(self, tenant: str, feedback: FeedbackIn, now: datetime) -> Feedback:
         """Store a correction; NotFoundError if the message is unknown."""
 
-    def feedback_examples(self) -> Iterator[FeedbackExample]:
-        """The newest correction of every corrected message (every tenant), oldest first."""
+    def feedback_examples(self, tenant: str | None = None) -> Iterator[FeedbackExample]:
+        """The newest correction of every corrected message of ``tenant`` (None: every
+        tenant), oldest first."""
 
     # the outbox: the deliverer works for every tenant; the API reads one tenant's letters
     def claim_deliveries(self, now: datetime, limit: int, lease_seconds: float) -> list[Delivery]:
@@ -372,3 +423,26 @@ class Store(Protocol):
 
     def touch_api_key(self, key_id: str, now: datetime) -> None:
         """Record that the key was used (``last_used_at``)."""
+
+    # privacy (issue 6): retention and the right to erasure (filterd.privacy drives them)
+    def purge(self, before: datetime, limit: int) -> Removed:
+        """One batch, one transaction: delete up to ``limit`` messages of every tenant received
+        before ``before``, with their originals, feedback and outbox rows, and the
+        conversations left without messages. A message with a pending delivery is kept until
+        the delivery ends (delivered or dead), at most a day past the cutoff. Several
+        processes may purge at once."""
+
+    def purge_audit(self, before: datetime, limit: int) -> int:
+        """One batch: delete up to ``limit`` audit entries (every tenant) older than ``before``."""
+
+    def purge_preview(self, before: datetime | None, audit_before: datetime | None
+                      ) -> Removed:
+        """What purging everything before these cutoffs would delete now (None: nothing)."""
+
+    def erase_customer(self, tenant: str, customer_id: str, entry: AuditEntry,
+                       batch: int = 100) -> Erasure:
+        """Delete every conversation of ``tenant`` in which ``customer_id`` sent a message
+        (role customer), with all its messages, originals, feedback and outbox rows (pending
+        ones too), and pseudonymise those conversations' ids in the audit log; ``batch``
+        conversations per transaction. Then record ``entry`` (its ``detail`` gets the counts)
+        in the transaction that finds nothing left. Idempotent: a second call removes 0."""

@@ -95,6 +95,7 @@ messages = Table(
                          ["conversations.tenant", "conversations.id"]),
     UniqueConstraint("tenant", "conversation_id", "message_id"),
     Index("ix_messages_tenant_received_at", "tenant", "received_at"),
+    Index("ix_messages_tenant_sender_id", "tenant", "sender_id"),  # erasure (0004)
 )
 
 outbox = Table(
@@ -146,7 +147,8 @@ message_originals = Table(
 )
 
 # Every attempt to read an original (granted, denied, not found); never the text itself.
-# No foreign keys: an attempt on an unknown message is recorded too.
+# No foreign keys: an attempt on an unknown message is recorded too. Erasures are recorded
+# here too (action "erase"); an erased conversation's id is pseudonymised in its entries.
 audit_log = Table(
     "audit_log",
     metadata,
@@ -159,7 +161,9 @@ audit_log = Table(
     Column("conversation_id", String(ID_LEN), nullable=False),
     Column("message_id", String(ID_LEN), nullable=False),
     Column("outcome", String(16), nullable=False),
+    Column("detail", JSON, nullable=True),  # erase: customer pseudonym and counts (0004)
     Index("ix_audit_log_tenant_id", "tenant", "id"),
+    Index("ix_audit_log_tenant_conversation_id", "tenant", "conversation_id"),  # (0004)
 )
 
 # API keys: the key is shown once at creation; only its SHA-256 digest is kept.

@@ -14,6 +14,7 @@ looked up by ``(tenant, id)`` and messages by ``(tenant, conversation_id, messag
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -60,11 +61,14 @@ from filterd.store.models import (
 )
 from filterd.store.sql_audit import AuditMixin
 from filterd.store.sql_keys import KeysMixin
+from filterd.store.sql_privacy import PrivacyMixin
 from filterd.store.sql_stats import StatsMixin, epoch_hour
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _WRITE = "filterd_write"  # execution option: this transaction writes
 
+
+log = logging.getLogger("filterd.store")
 
 def engine_url(url: str) -> str:
     """``postgresql://`` URLs use psycopg 3 (SQLAlchemy would pick psycopg2)."""
@@ -83,13 +87,13 @@ def _state(d: Mapping[Any, Any]) -> ConversationState:
     )
 
 
-def _setup_sqlite(engine: Engine) -> None:
+def _setup_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we BEGIN ourselves (pysqlite's own is broken)
         cur = dbapi_conn.cursor()
         for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON",
-                       "busy_timeout=30000"):
+                       f"busy_timeout={busy_timeout_ms}"):
             cur.execute(f"PRAGMA {pragma}")
         cur.close()
 
@@ -101,20 +105,24 @@ def _setup_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
-class SqlStore(AuditMixin, StatsMixin, KeysMixin):
+class SqlStore(AuditMixin, StatsMixin, KeysMixin, PrivacyMixin):
     """:class:`filterd.store.base.Store` on a database URL."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, busy_timeout_ms: int = 5_000) -> None:
+        """``busy_timeout_ms``: how long a SQLite writer waits for the lock before the
+        request fails with a 503 (a short wait keeps a locked store from tying up every
+        worker thread)."""
         sa_url = make_url(engine_url(url))
         self.dialect = sa_url.get_backend_name()
         if self.dialect == "sqlite":
             memory = sa_url.database in (None, "", ":memory:")
             engine = create_engine(
                 sa_url,
-                connect_args={"check_same_thread": False, "timeout": 30},
+                connect_args={"check_same_thread": False,
+                              "timeout": busy_timeout_ms / 1000},
                 **({"poolclass": StaticPool} if memory else {"pool_size": 8, "max_overflow": 24}),
             )
-            _setup_sqlite(engine)
+            _setup_sqlite(engine, busy_timeout_ms)
         else:
             engine = create_engine(sa_url, pool_pre_ping=True, pool_size=8, max_overflow=24)
         self._engine = engine
@@ -136,8 +144,24 @@ class SqlStore(AuditMixin, StatsMixin, KeysMixin):
         except IntegrityError:
             raise
         except DBAPIError as e:  # the statement is not echoed: it may hold message data
-            raise StoreError(f"The database failed ({type(e.orig).__name__}) at "
-                             f"{self.url}.") from e
+            raise self._store_error(e) from e
+
+    def _store_error(self, e: DBAPIError) -> StoreError:
+        """What API callers are told: the kind of failure and to retry; never the URL or
+        the statement (the URL, password hidden, goes to the log only)."""
+        why = str(e.orig).lower() if e.orig is not None else ""
+        if "locked" in why or "lock timeout" in why:
+            kind = "is locked by another writer"
+        elif "full" in why or "no space" in why:
+            kind = "is out of disk space"
+        elif "disk i/o" in why:
+            kind = "cannot write to its disk"
+        elif "connect" in why:
+            kind = "cannot be reached"
+        else:
+            kind = "failed"
+        log.error("store %s (%s) at %s", kind, type(e.orig).__name__, self.url)
+        return StoreError(f"The message store {kind}; nothing was written. Retry shortly.")
 
     # ------------------------------------------------------------------ schema
 
@@ -338,11 +362,13 @@ class SqlStore(AuditMixin, StatsMixin, KeysMixin):
         return Feedback(fid, fb.conversation_id, fb.message_id, fb.category, fb.flags, fb.by,
                         fb.note, now)
 
-    def feedback_examples(self) -> Iterator[FeedbackExample]:
+    def feedback_examples(self, tenant: str | None = None) -> Iterator[FeedbackExample]:
         stmt = (select(feedback.c.message_pk, feedback.c.category, feedback.c.flags,
                        messages.c.text_masked)
                 .join(messages, messages.c.id == feedback.c.message_pk)
                 .order_by(feedback.c.id))
+        if tenant is not None:
+            stmt = stmt.where(messages.c.tenant == tenant)
         newest: dict[int, FeedbackExample] = {}
         with self._tx() as conn:
             for r in conn.execute(stmt):

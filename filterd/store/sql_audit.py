@@ -41,9 +41,10 @@ class AuditMixin:
             aid = conn.execute(insert(audit_log).returning(audit_log.c.id).values(
                 tenant=tenant, at=entry.at, who=entry.who, role=entry.role, action=entry.action,
                 conversation_id=entry.conversation_id, message_id=entry.message_id,
-                outcome=entry.outcome)).scalar_one()
+                outcome=entry.outcome, detail=entry.detail)).scalar_one()
         return AuditEntry(entry.who, entry.role, entry.action, entry.conversation_id,
-                          entry.message_id, entry.outcome, entry.at, id=aid)
+                          entry.message_id, entry.outcome, entry.at, id=aid,
+                          detail=entry.detail)
 
     def audit_entries(self, tenant: str, limit: int, conversation_id: str | None = None
                       ) -> list[AuditEntry]:
@@ -53,4 +54,5 @@ class AuditMixin:
             stmt = stmt.where(a.conversation_id == conversation_id)
         with self._tx() as conn:
             return [AuditEntry(r.who, r.role, r.action, r.conversation_id, r.message_id,
-                               r.outcome, r.at, id=r.id) for r in conn.execute(stmt)]
+                               r.outcome, r.at, id=r.id, detail=r.detail)
+                    for r in conn.execute(stmt)]

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from filterd.api.routes import (
     audit,
     conversations,
+    customers,
     dashboard,
     deliveries,
     events,
@@ -29,5 +30,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     originals.router,
     audit.router,
     keys.router,
+    customers.router,  # privacy (issue 6): right to erasure
     health.router,
 )

@@ -31,7 +31,8 @@ def readyz(services: ServicesDep) -> JSONResponse:
     """Ready: the model answers and the store takes a write; else 503 naming what failed."""
     checks: dict[str, str] = {}
     try:
-        services.filter.classifier.predict(["ready?"])
+        # through the guard: a hung model answers "not ready" within the time budget
+        services.filter.guard.predict(["ready?"])
         checks["model"] = "ok"
     except Exception as e:  # any failure means not ready; say which kind
         checks["model"] = f"failed: {type(e).__name__}"

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     delivery_backoff_seconds: float = Field(1.0, ge=0)  # first retry delay, doubled each time
     delivery_backoff_max_seconds: float = Field(300.0, ge=0)
     delivery_timeout_seconds: float = Field(5.0, gt=0)
+    # a claimed delivery is retried by another worker this long after its call's timeout
+    # (the window after a crash before in-flight deliveries are sent again)
+    delivery_lease_margin_seconds: float = Field(10.0, gt=0)
     delivery_poll_seconds: float = Field(2.0, gt=0)  # how often the worker looks for due work
     delivery_batch: int = Field(50, ge=1)  # deliveries claimed (and sent concurrently) at once
 

@@ -372,6 +372,9 @@ class Store(Protocol):
 
     def delivery_succeeded(self, delivery_id: int, now: datetime) -> None: ...
 
+    def deliveries_succeeded(self, delivery_ids: Sequence[int], now: datetime) -> None:
+        """Record many delivered rows in one transaction (one write per delivery round)."""
+
     def delivery_failed(self, delivery_id: int, now: datetime, error: str,
                         retry_at: datetime | None) -> None:
         """Record a failed attempt; ``retry_at`` None makes it a dead letter."""

@@ -407,8 +407,13 @@ class SqlStore(AuditMixin, StatsMixin, KeysMixin, PrivacyMixin):
         return [self._delivery(r) for r in rows]
 
     def delivery_succeeded(self, delivery_id: int, now: datetime) -> None:
+        self.deliveries_succeeded([delivery_id], now)
+
+    def deliveries_succeeded(self, delivery_ids: Sequence[int], now: datetime) -> None:
+        if not delivery_ids:
+            return
         with self._tx(write=True) as conn:
-            conn.execute(update(outbox).where(outbox.c.id == delivery_id).values(
+            conn.execute(update(outbox).where(outbox.c.id.in_(list(delivery_ids))).values(
                 status="delivered", attempts=outbox.c.attempts + 1, delivered_at=now,
                 updated_at=now, last_error=None))
 

@@ -1,7 +1,8 @@
 """The service under load: ``filterd serve`` on localhost, driven from other processes.
 
-For each configuration -- 1 and 2 workers, micro-batching off and on -- a fresh ``filterd
-serve`` (SQLite in a temporary folder, the shipped model) is started and, after a warm-up:
+For each configuration -- 1 and 2 workers, micro-batching off and on, and 1 worker with 2
+ONNX Runtime threads instead of 1 -- a fresh ``filterd serve`` (SQLite in a temporary folder,
+the shipped model, default settings otherwise) is started and, after a warm-up:
 
 - **throughput**: wrk (closed loop, Debian's package; ``apt-get install -y wrk``) keeps
   ``c`` requests in flight for ``--seconds``, for each ``c`` in ``--connections``; the best
@@ -14,10 +15,13 @@ serve`` (SQLite in a temporary folder, the shipped model) is started and, after 
 - peak RSS of each worker (VmHWM) after all that.
 
 Ratios in the same run: micro-batching on against off (same workers), 2 workers against 1
-(same batching). Configurations run in turn, ``--repeat`` times, and each figure is the
-median over repeats, so a burst of other load on the machine does not land on one side only.
+(same batching), 2 ONNX threads against 1. A message judged without the model (``degraded``:
+the model was busy or late) counts as an error. Configurations run in turn, ``--repeat``
+times, and each figure is the median over repeats, so a burst of other load on the machine
+does not land on one side only; a pure-Python loop timed at start and end says how loaded
+the machine was (``speed_index``).
 
-Run: ``python benchmarks/bench_service.py`` (about 5 minutes) -> table,
+Run: ``python benchmarks/bench_service.py`` (about 6 minutes) -> table,
 ``benchmarks/results/service.json``. ``--quick`` for a 1-minute smoke run.
 """
 
@@ -29,6 +33,7 @@ import os
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,34 +42,36 @@ from corpus import short_messages  # noqa: E402
 from service_util import RESULTS, Server, loadgen, machine, write_texts, wrk  # noqa: E402
 
 TARGETS = {"sustained_messages_per_s": 500, "p99_ms_at_200_per_s": 30}
+DEFAULT_CONFIGS = ["1:off", "1:on", "2:off", "2:on", "1:off:2"]
 
 
-def run_config(workers: int, micro: bool, args: argparse.Namespace, texts: Path,
-               tag: str) -> dict[str, Any]:
-    env = {"FILTERD_MICRO_BATCH": "true" if micro else "false",
+def run_config(cfg: Config, args: argparse.Namespace, texts: Path, tag: str) -> dict[str, Any]:
+    env = {"FILTERD_MICRO_BATCH": "true" if cfg.micro else "false",
            "FILTERD_BATCH_WAIT_MS": str(args.batch_wait_ms),
-           "FILTERD_MODEL_THREADS": str(args.model_threads)}
-    out: dict[str, Any] = {"workers": workers, "micro_batch": micro}
-    with Server(workers=workers, env=env, verbose=False) as srv:
+           "FILTERD_MODEL_THREADS": str(cfg.threads)}
+    out: dict[str, Any] = {"workers": cfg.workers, "micro_batch": cfg.micro,
+                           "onnx_threads": cfg.threads}
+    with Server(workers=cfg.workers, env=env) as srv:
         out["ready_seconds"] = round(srv.ready_seconds or 0, 2)
         wrk(srv.url, texts, connections=8, seconds=args.warmup, tag=f"{tag}w")  # warm-up
 
         def measured(fn: Any, **kw: Any) -> dict[str, Any]:
             cpu0 = srv.cpu_seconds()
             r: dict[str, Any] = fn(srv.url, texts, **kw)
-            done = r.get("requests", 0) * r.get("batch", 1) - r.get("errors", 0)
-            if "ok" in r:  # loadgen counts only the measured part; add its warm-up
-                done = (r["ok"] * r["batch"]) * (1 + args.lg_warmup / args.seconds)
+            if "ok" in r:  # loadgen: the measured part only; its warm-up ran at the same rate
+                done = r["requests"] * r["batch"] * (1 + args.lg_warmup / args.seconds)
+            else:
+                done = r["requests"] * r["batch"]
             r["server_cpu_ms_per_message"] = round(
                 1000 * (srv.cpu_seconds() - cpu0) / max(1, done), 3)
             return r
 
-        single = [measured(wrk, connections=c, seconds=args.seconds, tag=f"{tag}s{c}")
-                  for c in args.connections]
-        batch = [measured(wrk, connections=c, seconds=args.seconds, batch=20,
-                          tag=f"{tag}b{c}") for c in args.batch_connections]
-        out["throughput_single"] = single
-        out["throughput_batch20"] = batch
+        out["throughput_single"] = [
+            measured(wrk, connections=c, seconds=args.seconds, tag=f"{tag}s{c}")
+            for c in args.connections]
+        out["throughput_batch20"] = [
+            measured(wrk, connections=c, seconds=args.seconds, batch=20, tag=f"{tag}b{c}")
+            for c in args.batch_connections]
         out["open_loop_200_single"] = measured(
             loadgen, rate=200, seconds=args.seconds, warmup=args.lg_warmup, tag=f"{tag}o")
         out["open_loop_200_batch20"] = measured(
@@ -74,9 +81,33 @@ def run_config(workers: int, micro: bool, args: argparse.Namespace, texts: Path,
     return out
 
 
-def config_name(workers: int, micro: bool) -> str:
-    plural = "s" if workers > 1 else ""
-    return f"{workers} worker{plural}, micro-batching {'on' if micro else 'off'}"
+@dataclass(frozen=True)
+class Config:
+    workers: int
+    micro: bool
+    threads: int = 1
+
+    @property
+    def name(self) -> str:
+        plural = "s" if self.workers > 1 else ""
+        extra = f", ONNX {self.threads} threads" if self.threads != 1 else ""
+        return (f"{self.workers} worker{plural}, micro-batching "
+                f"{'on' if self.micro else 'off'}{extra}")
+
+    @classmethod
+    def parse(cls, text: str) -> Config:
+        """``WORKERS:on|off[:THREADS]``, e.g. ``2:off`` or ``1:off:2``."""
+        parts = text.split(":")
+        return cls(int(parts[0]), parts[1] == "on", int(parts[2]) if len(parts) > 2 else 1)
+
+
+def speed_index() -> float:
+    """Seconds for a fixed pure-Python loop: how fast (how loaded) the machine was."""
+    t0 = time.perf_counter()
+    x = 0
+    for i in range(3_000_000):
+        x += i
+    return round(time.perf_counter() - t0, 3)
 
 
 def best(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -127,36 +158,34 @@ def main() -> None:
     ap.add_argument("--lg-warmup", type=float, default=2, help="open-loop warm-up seconds")
     ap.add_argument("--connections", type=int, nargs="+", default=[4, 16])
     ap.add_argument("--batch-connections", type=int, nargs="+", default=[2])
-    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--micro", choices=["both", "on", "off"], default="both")
+    ap.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS,
+                    help="WORKERS:on|off[:ONNX_THREADS] (micro-batching on/off)")
     ap.add_argument("--batch-wait-ms", type=float, default=2.0)
-    ap.add_argument("--model-threads", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="short runs: a smoke test")
     ap.add_argument("--out", default=str(RESULTS / "service.json"))
     args = ap.parse_args()
     if args.quick:
         args.seconds, args.warmup, args.lg_warmup, args.connections = 3, 1, 1, [8]
-    micros = {"both": [False, True], "on": [True], "off": [False]}[args.micro]
+    configs = [Config.parse(c) for c in args.configs]
     where = machine()
+    where["speed_index_s_at_start"] = speed_index()
     texts = write_texts(Path(os.environ.get("TMPDIR", "/tmp")) / "filterd-bench-texts.jsonl",
                         short_messages(2000))
     raw: dict[str, list[dict[str, Any]]] = {}
     t0 = time.monotonic()
     for rep in range(args.repeat):
-        for w in args.workers:
-            for micro in micros:
-                name = config_name(w, micro)
-                print(f"[{time.monotonic() - t0:5.0f}s] {name} (repeat {rep + 1})",
-                      file=sys.stderr)
-                raw.setdefault(name, []).append(
-                    run_config(w, micro, args, texts, tag=f"r{rep}w{w}m{int(micro)}"))
+        for n, cfg in enumerate(configs):
+            print(f"[{time.monotonic() - t0:5.0f}s] {cfg.name} (repeat {rep + 1})",
+                  file=sys.stderr)
+            raw.setdefault(cfg.name, []).append(run_config(cfg, args, texts, f"r{rep}c{n}"))
     summary = {name: summarize(reps) for name, reps in raw.items()}
 
     # Ratios against a baseline in the same run.
     ratios: dict[str, dict[str, float]] = {}
-    for w in args.workers:
-        off, on = summary.get(config_name(w, False)), summary.get(config_name(w, True))
+    for w in sorted({c.workers for c in configs}):
+        off = summary.get(Config(w, False).name)
+        on = summary.get(Config(w, True).name)
         if off and on:
             ratios[f"{w} worker(s): micro-batching on / off"] = {
                 "sustained_single": ratio(on["sustained_single_msg_per_s"],
@@ -168,25 +197,34 @@ def main() -> None:
                 "p99_at_200_single": ratio(on["at200_single_p99_ms"],
                                            off["at200_single_p99_ms"]),
             }
-    for micro in micros:
-        label = "on" if micro else "off"
-        one, two = summary.get(config_name(1, micro)), summary.get(config_name(2, micro))
+    for micro in (False, True):
+        one, two = summary.get(Config(1, micro).name), summary.get(Config(2, micro).name)
         if one and two:
-            ratios[f"micro-batching {label}: 2 workers / 1"] = {
+            ratios[f"micro-batching {'on' if micro else 'off'}: 2 workers / 1"] = {
                 "sustained_single": ratio(two["sustained_single_msg_per_s"],
                                           one["sustained_single_msg_per_s"]),
                 "sustained_batch20": ratio(two["sustained_batch20_msg_per_s"],
                                            one["sustained_batch20_msg_per_s"]),
             }
+    for c in configs:
+        base = summary.get(Config(c.workers, c.micro).name)
+        if c.threads != 1 and base:
+            ratios[f"{c.name} / 1 thread"] = {
+                "sustained_single": ratio(summary[c.name]["sustained_single_msg_per_s"],
+                                          base["sustained_single_msg_per_s"]),
+                "p50_at_200_single": ratio(summary[c.name]["at200_single_p50_ms"],
+                                           base["at200_single_p50_ms"]),
+            }
 
-    hdr = (f"{'configuration':<34}{'msg/s':>8}{'batch20':>9}{'cpu ms/msg':>11}"
+    hdr = (f"{'configuration':<46}{'msg/s':>8}{'batch20':>9}{'cpu ms/msg':>11}"
            f"{'p50':>7}{'p95':>7}{'p99':>7}{'b20 p99':>9}{'RSS MB':>8}{'err':>5}")
     print("sustained msg/s (wrk, no errors); latency ms at 200 msg/s offered (open loop)")
     print(hdr)
+    print(f"(machine speed index: {where['speed_index_s_at_start']} s at start; lower is faster)")
     for name, s in summary.items():
         errs = (s["sustained_single_errors"] + s["sustained_batch20_errors"]
                 + s["at200_single_errors"] + s["at200_batch20_errors"])
-        print(f"{name:<34}{s['sustained_single_msg_per_s']:>8.0f}"
+        print(f"{name:<46}{s['sustained_single_msg_per_s']:>8.0f}"
               f"{s['sustained_batch20_msg_per_s']:>9.0f}{s['cpu_ms_per_msg_single']:>11.2f}"
               f"{s['at200_single_p50_ms']:>7.1f}{s['at200_single_p95_ms']:>7.1f}"
               f"{s['at200_single_p99_ms']:>7.1f}{s['at200_batch20_p99_ms']:>9.1f}"
@@ -194,6 +232,7 @@ def main() -> None:
     for name, r in ratios.items():
         print(f"{name}: " + ", ".join(f"{k} {v:.2f}x" for k, v in r.items()))
     where["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    where["speed_index_s_at_end"] = speed_index()
     where["seconds"] = round(time.monotonic() - t0)
     report = {"run": where, "args": {k: v for k, v in vars(args).items() if k != "out"},
               "targets": TARGETS, "summary": summary, "ratios": ratios, "raw": raw}

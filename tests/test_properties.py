@@ -495,3 +495,19 @@ def test_lone_surrogates_reach_the_model_as_replacement_characters() -> None:
     # The tokenizer raised on "\udcff" (an undecodable argv byte) and the verdict was
     # degraded; the model now reads U+FFFD there.
     assert clean_for_model("hi \udcff idiot \ud800") == "hi \ufffd idiot \ufffd"
+
+
+@pytest.mark.parametrize(("text", "phones"), [
+    ("call +1 415 555 0132 24/7", ["+1 415 555 0132"]),
+    ("reach me at 415 555 0132 5pm onwards", ["415 555 0132"]),
+    ("I paid 20 415 555 0132.", ["415 555 0132"]),
+    ("my numbers: 415 555 0132 415 555 0199", ["415 555 0132", "415 555 0199"]),
+    ("call me on +1 415 555 0132 123-45-6789", ["+1 415 555 0132"]),  # and an SSN
+    ("version 1 2 3 4 5 6 7 8", []),
+    ("between 2019 2020 2021 2022 2023", []),
+])
+def test_phone_glued_to_another_number_is_found(text: str, phones: list[str]) -> None:
+    # The matcher read "415 555 0132 24/7" as one (invalid) candidate and found nothing, so
+    # a phone followed or preceded by another number with just a space was not redacted.
+    found = [text[s.start:s.end] for s in PiiDetector().find(text) if s.kind == "pii:phone"]
+    assert found == phones

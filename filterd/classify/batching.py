@@ -165,6 +165,12 @@ class BatchingClassifier:
             thread.join(timeout)
             if thread.is_alive():
                 log.warning("model thread still busy after %.0f s at shut-down", timeout or 0)
+        st = self.stats
+        if st.batches:
+            log.info("micro-batching: %d calls, %d texts in %d batches (%.1f texts a batch, "
+                     "at most %d), %d model calls, %d refused (queue full)", st.calls, st.texts,
+                     st.batches, st.texts / st.batches, st.max_batch_texts, st.inner_calls,
+                     st.overloaded)
 
     def __enter__(self) -> BatchingClassifier:
         return self

@@ -248,10 +248,9 @@ def _squeeze(key: str) -> tuple[str, tuple[int, ...]]:
     doubles: list[int] = []
     out: list[str] = []
     pos = 0
-    for m in _DOUBLES.finditer(key):
+    for m in _DOUBLES.finditer(key):  # runs of two or more
         out.append(key[pos : m.start()])
-        if m.end() - m.start() > 1:
-            doubles.append(sum(map(len, out)))
+        doubles.append(sum(map(len, out)))
         out.append(m.group(1))
         pos = m.end()
     out.append(key[pos:])

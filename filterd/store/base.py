@@ -13,7 +13,7 @@ The open service (no API keys) is the tenant :data:`DEFAULT_TENANT`.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -189,6 +189,16 @@ class StoredMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class TailBatch:
+    """What one look at the messages table found, for the live event streams (see
+    :class:`filterd.events.StoreTail`)."""
+
+    pks: tuple[int, ...]  # every tenant's pks found (new and rechecked), ascending
+    messages: tuple[StoredMessage, ...]  # the rows of those pks in the wanted tenants, by pk
+    top: int  # the highest pk in the table now (0: empty)
+
+
+@dataclass(frozen=True, slots=True)
 class ConversationSummary:
     id: str
     channel: str
@@ -357,6 +367,18 @@ class Store(Protocol):
     def conversations(self, tenant: str, query: ConversationQuery
                       ) -> list[ConversationSummary]:
         """Conversations matching the query, most recently updated first."""
+
+    # live event streams (GET /v1/events; every tenant's rows, read by each worker's tail)
+    def last_message_pk(self) -> int:
+        """The highest message pk (0 when there is none): where a new tail starts."""
+
+    def tail_messages(self, after: int, limit: int, recheck: Sequence[int] = (),
+                      tenants: Collection[str] | None = None) -> TailBatch:
+        """Every tenant's pks above ``after`` (the lowest ``limit``) and those of ``recheck``
+        that exist now, with the rows among them of ``tenants`` (None: every tenant)."""
+
+    def messages_after(self, tenant: str, after: int, limit: int) -> list[StoredMessage]:
+        """The newest ``limit`` messages of ``tenant`` with a pk above ``after``, by pk."""
 
     # feedback
     def add_feedback(self, tenant: str, feedback: FeedbackIn, now: datetime) -> Feedback:

@@ -57,6 +57,12 @@ def _jsonl_records(stream: IO[bytes]) -> Iterator[tuple[int, dict[str, Any] | No
         if not isinstance(rec, dict):
             yield n, None, f"line {n}: expected a JSON object, got {type(rec).__name__}"
             continue
+        try:  # JSON may escape a lone UTF-16 surrogate ("\ud800"), which is not Unicode text
+            json.dumps(rec, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as e:
+            yield n, None, (f"line {n}: holds an unpaired UTF-16 surrogate escape "
+                            f"(\\u{ord(e.object[e.start]):04x}); send valid Unicode text")
+            continue
         yield n, rec, None
 
 

@@ -76,6 +76,13 @@ class Metrics:
                                         "Time to judge and store one request's messages.",
                                         buckets=_LATENCY, registry=r)
         # ---- limits and model failure (issue 6): filterd/api/limits.py, classify/guard.py
+        # ---- HTTP answers (filterd/api/http_metrics.py): for the 5xx and latency alerts
+        self.http_requests = Counter("filterd_http_requests",
+                                     "HTTP answers by method, route template and status.",
+                                     ["method", "route", "status"], registry=r)
+        self.http_seconds = Histogram("filterd_http_request_seconds",
+                                      "Time to the first byte of the answer, by route.",
+                                      ["route"], buckets=_LATENCY, registry=r)
         self.rejected = Counter("filterd_rejected_requests",
                                 "Requests refused by a limit, by reason.", ["reason"],
                                 registry=r)

@@ -116,3 +116,15 @@ def test_serve_workers_use_the_app_factory_and_a_metrics_dir(
     assert not Path(str(seen["dir"])).exists()  # removed when the server stops
     with pytest.raises(SystemExit):
         main(["serve", "--workers", "0"])
+
+
+def test_jsonl_lone_surrogate_escape_is_an_error_line(real_filter) -> None:  # type: ignore[no-untyped-def]
+    """JSON can escape half a UTF-16 pair; that is not text: an error line, not a crash."""
+    rows = b'{"id": "s", "text": "bad \\ud800 text"}\n{"id": "ok", "text": "fine"}\n'
+    out = io.StringIO()
+    errors = run_jsonl(real_filter, io.BytesIO(rows), out)
+    got = _lines(out.getvalue())
+    assert errors == 1 and len(got) == 2
+    assert "surrogate" in got[0]["error"] and "line 1" in got[0]["error"]
+    assert got[1]["id"] == "ok" and got[1]["category"] == "neutral"
+    out.getvalue().encode("utf-8")  # everything written is valid UTF-8

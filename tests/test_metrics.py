@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 _SCRIPT = """
@@ -47,3 +49,34 @@ def test_metrics_aggregate_worker_files_in_multiprocess_mode(tmp_path: Path) -> 
     assert any(x.startswith("filterd_outbox_depth ") for x in lines)
     assert any(x.startswith("filterd_ingest_seconds_count") for x in lines)
     assert list(mp.glob("counter_*.db")) and list(mp.glob("gauge_mostrecent_*.db"))
+
+
+def _sample(text: str, name: str, **labels: str) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                return float(s.value)
+    return 0.0
+
+
+@pytest.mark.anyio
+async def test_http_answers_counted_by_route_template_and_status(make_app) -> None:  # type: ignore[no-untyped-def]
+    from tests.service import client, message
+
+    async with client(make_app()) as c:
+        assert (await c.post("/v1/messages", json=message("c9", "m1", "hello"))).status_code == 200
+        assert (await c.get("/v1/conversations/c9")).status_code == 200
+        assert (await c.get("/v1/conversations/nope")).status_code == 404
+        assert (await c.post("/v1/messages", json={"text": 1})).status_code == 422
+        assert (await c.get("/no/such/route")).status_code == 404
+        text = (await c.get("/metrics")).text
+    total = "filterd_http_requests_total"
+    assert _sample(text, total, method="POST", route="/v1/messages", status="200") == 1
+    assert _sample(text, total, method="POST", route="/v1/messages", status="422") == 1
+    assert _sample(text, total, route="/v1/conversations/{conversation_id}", status="200") == 1
+    assert _sample(text, total, route="/v1/conversations/{conversation_id}", status="404") == 1
+    assert _sample(text, total, route="unmatched", status="404") == 1
+    assert "/v1/conversations/c9" not in text and "/no/such/route" not in text  # templates only
+    assert _sample(text, "filterd_http_request_seconds_count", route="/v1/messages") == 2

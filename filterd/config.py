@@ -107,6 +107,11 @@ class Settings(BaseSettings):
     batch_queue_texts: int = Field(1_024, ge=1)  # texts queued for the model; more: 503
     # ---- end of micro-batching
 
+    # ---- live event streams (GET /v1/events; filterd/events.py StoreTail)
+    # while a stream is open, each worker reads the messages any worker stored this often
+    events_poll_seconds: float = Field(0.5, gt=0, le=60)
+    # ---- end of live event streams
+
     @property
     def webhooks_configured(self) -> bool:
         return bool(self.console_webhook_url or self.console_webhook_urls

@@ -5,13 +5,16 @@ separate ``filterd serve`` processes (two hosts behind a load balancer) take con
 messages of the same few conversations. Whatever the interleaving, each conversation must
 end as if its messages had been judged one after the other in the order the store gave
 them (seq): every message judged against the state its predecessor left, no lost strike,
-no gap in seq. /metrics must count every message once across workers.
+no gap in seq. /metrics must count every message once across workers, and one
+``GET /v1/events`` stream must carry every message once, whichever worker stored it.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -102,6 +105,39 @@ def _check_conversations(base_url: str, requests: list[tuple[str, Any]],
             assert final["escalated"] == state.escalated
 
 
+class _Listener:
+    """One ``GET /v1/events`` connection, in a thread, for ``n`` events: whichever worker or
+    instance it lands on, it must get every message stored by any of them, once each."""
+
+    def __init__(self, base_url: str, n: int) -> None:
+        self.url, self.n = base_url + "/v1/events", n
+        self.got: list[str] = []  # conversation/message of each event, in arrival order
+        self.connected = threading.Event()
+        self.thread = threading.Thread(target=self._listen, daemon=True)
+
+    def start(self) -> _Listener:
+        self.thread.start()
+        assert self.connected.wait(30), "the event stream did not connect"
+        return self
+
+    def _listen(self) -> None:
+        with httpx.Client(timeout=httpx.Timeout(60, connect=10)) as c, \
+                c.stream("GET", self.url, params={"max_events": self.n}) as r:
+            for line in r.iter_lines():
+                if line.startswith(": connected"):
+                    self.connected.set()
+                elif line.startswith("data:"):
+                    event = json.loads(line[5:])
+                    self.got.append(f"{event['conversation_id']}/"
+                                    f"{event['message']['message_id']}")
+
+    def check(self, requests: list[tuple[str, Any]]) -> None:
+        self.thread.join(30)
+        want = sorted(f"{b['conversation_id']}/{b['message_id']}" for _, b in requests)
+        assert len(self.got) == len(set(self.got)), "an event came twice"
+        assert sorted(self.got) == want, f"{len(self.got)} of {len(want)} events"
+
+
 def _expected_strikes(requests: list[tuple[str, Any]], judge: Filter) -> int:
     return sum(judge.check(b["text"]).category == "abusive" for _, b in requests)
 
@@ -134,7 +170,9 @@ def test_two_workers_share_conversations_and_metrics(tmp_path: Path, pg_url: str
         # both workers built their app (each writes its own counter file at start-up)
         assert wait_for(lambda: len(list(prom.glob("counter_*.db"))) == 2, timeout=60), \
             srv.output
+        listener = _Listener(srv.base_url, len(requests)).start()  # on one of the workers
         answers = _run_load([srv.base_url], requests)
+        listener.check(requests)
         per_worker = _per_process_messages(prom)
         assert len(per_worker) == 2 and all(n > 0 for n in per_worker.values()), per_worker
         assert sum(per_worker.values()) == len(requests)
@@ -162,9 +200,11 @@ def test_two_instances_share_one_postgresql(tmp_path: Path, pg_url: str,
         b.start(ready_timeout=None)
         a.wait_ready(90)
         b.wait_ready(90)
+        listener = _Listener(a.base_url, len(requests)).start()
         t0 = time.monotonic()
         answers = _run_load([a.base_url, b.base_url], requests)
         elapsed = time.monotonic() - t0
+        listener.check(requests)  # half of them stored by b
         with a.client() as ca, b.client() as cb:
             counts = [metric_sum(c.get("/metrics").text, "filterd_messages_total")
                       for c in (ca, cb)]

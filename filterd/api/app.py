@@ -20,11 +20,12 @@ from filterd import __version__
 from filterd.api import errors
 from filterd.api import limits as api_limits
 from filterd.api.deps import Services
+from filterd.api.http_metrics import HttpMetrics
 from filterd.api.routes import ROUTERS
 from filterd.api.routes.events import message_event
 from filterd.classify.batching import BatchingClassifier
 from filterd.config import Settings, load_settings
-from filterd.events import Broadcaster
+from filterd.events import Broadcaster, StoreTail
 from filterd.ingest import Ingestor
 from filterd.metrics import Metrics
 from filterd.originals import sealer_from_settings
@@ -70,9 +71,13 @@ def create_app(
     metrics = Metrics()
     deliverer = Deliverer(store, settings, metrics, transport=transport)
     events = Broadcaster()
+    # ---- live event streams: every worker's /v1/events follows the shared store (its own
+    # commits only wake the tail early), so a stream sees what any worker or instance stored
+    tail = StoreTail(store, events, message_event, settings.events_poll_seconds)
+    # ---- end of live event streams
     ingestor = Ingestor(filter, store, settings, metrics, on_delivery=deliverer.wake,
                         sealer=sealer if settings.store_originals else None,
-                        on_stored=lambda m: events.publish(m.tenant, message_event(m)))
+                        on_stored=lambda m: tail.wake())
     services = Services(settings, filter, store, ingestor, metrics, deliverer, sealer, events)
     purger = Purger(store, settings, metrics)  # privacy (issue 6): the retention purge
     guard = filter.guard  # limits and model failure (issue 6): its failures feed the metrics
@@ -90,9 +95,11 @@ def create_app(
             purger.start()
         # ---- end of privacy
         guard.add_listener(metrics)  # limits and model failure (issue 6)
+        tail.start()  # live event streams: reads only while a stream is open
         try:
             yield
         finally:
+            await tail.aclose()  # live event streams
             guard.remove_listener(metrics)
             await purger.aclose()  # privacy (issue 6): after its current batch
             await deliverer.aclose()
@@ -112,6 +119,7 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router, dependencies=v1_limits if router.prefix == "/v1" else None)
     install_web(app)  # /console, /dashboard, /static and the security headers
+    app.add_middleware(HttpMetrics, metrics=metrics)  # outermost: the status clients got
     return app
 
 

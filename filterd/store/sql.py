@@ -60,6 +60,7 @@ from filterd.store.models import (
     outbox,
 )
 from filterd.store.sql_audit import AuditMixin
+from filterd.store.sql_events import EventsMixin  # live event streams (GET /v1/events)
 from filterd.store.sql_keys import KeysMixin
 from filterd.store.sql_privacy import PrivacyMixin
 from filterd.store.sql_stats import StatsMixin, epoch_hour
@@ -105,7 +106,7 @@ def _setup_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
-class SqlStore(AuditMixin, StatsMixin, KeysMixin, PrivacyMixin):
+class SqlStore(AuditMixin, StatsMixin, KeysMixin, PrivacyMixin, EventsMixin):
     """:class:`filterd.store.base.Store` on a database URL."""
 
     def __init__(self, url: str, *, busy_timeout_ms: int = 5_000) -> None:

@@ -120,12 +120,17 @@ function setLive(on, text) {
 }
 
 // Server-Sent Events over fetch (so a 401, a revoked key, sends the page back to /login).
+// Like EventSource, a reconnect sends the id of the last event as Last-Event-ID: the server
+// first replays what was stored meanwhile (upsertMessage ignores what the page already has).
 async function follow() {
   let delay = 1000;
+  let lastId = null;
   for (;;) {
     try {
+      const headers = { Accept: "text/event-stream" };
+      if (lastId !== null) headers["Last-Event-ID"] = lastId;
       const r = await fetch("/v1/events", { credentials: "same-origin",
-                                            headers: apiHeaders({ Accept: "text/event-stream" }) });
+                                            headers: apiHeaders(headers) });
       if (r.status === 401) { toLogin(); return; }
       if (!r.ok) throw new Error("HTTP " + r.status);
       setLive(true, "\u25CF live");
@@ -141,9 +146,12 @@ async function follow() {
         while ((cut = buf.indexOf("\n\n")) >= 0) {
           const block = buf.slice(0, cut);
           buf = buf.slice(cut + 2);
-          const data = block.split("\n").filter((l) => l.startsWith("data:"))
+          const lines = block.split("\n");
+          const data = lines.filter((l) => l.startsWith("data:"))
             .map((l) => l.slice(5).trimStart()).join("\n");
           if (!data) continue;
+          const id = lines.find((l) => l.startsWith("id:"));
+          if (id) lastId = id.slice(3).trim();
           const ev = JSON.parse(data);
           upsertMessage(ev.conversation_id, ev.message, ev.state);
           render();

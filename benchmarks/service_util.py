@@ -111,7 +111,11 @@ class Server:
         self.proc: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> Server:
-        self.start()
+        try:
+            self.start()
+        except BaseException:  # never leave a half-started server behind
+            self.stop()
+            raise
         return self
 
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None,

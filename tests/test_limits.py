@@ -265,3 +265,26 @@ async def test_a_full_model_queue_is_overload_not_a_degraded_message(make_app: A
     assert stored.status_code == 404
     assert metric(m, 'filterd_model_failures_total{reason="busy"}') == 1
     assert metric(m, "filterd_model_circuit_state") == 0
+
+
+def test_idle_conversations_are_forgotten() -> None:
+    """Per-conversation limits must not keep one entry per conversation ever seen: a
+    proxy sees millions. (limits' moving window did: its memory only grew.)"""
+    import time
+    from collections import Counter
+
+    from filterd.api.limits import RateLimits
+    from filterd.config import load_settings
+    from filterd.metrics import Metrics
+
+    rl = RateLimits(load_settings(rate_conversation_per_second=20, rate_conversation_burst=20,
+                                  rate_key_per_second=0), Metrics())
+    for n in range(3000):
+        rl.check_ingest("key-1", "default", 1, Counter({f"c{n}": 1}))
+    held = len(rl.storage.storage) + len(rl.storage.events)
+    assert held >= 3000  # it does count them while their window is open
+    time.sleep(2.6)  # the 1 s window and the previous one it weighs are over
+    rl.check_ingest("key-1", "default", 1, Counter({"fresh": 1}))  # schedules the expiry
+    time.sleep(0.3)
+    left = len(rl.storage.storage) + len(rl.storage.events)
+    assert left < 10, left

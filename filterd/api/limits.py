@@ -14,10 +14,15 @@ Three layers, outermost first:
    counts each message), per key on the other ``/v1`` routes; ``429 rate_limited`` with
    ``Retry-After`` = seconds until the window has room again.
 
-Rate limits use the ``limits`` library: a moving window in process memory
-(``MovingWindowRateLimiter`` + ``MemoryStorage``). ``RATE_*_PER_SECOND`` and ``*_BURST``
-become "at most BURST messages in any window of BURST/PER_SECOND seconds" (rounded to whole
-seconds, at least 1): the sustained rate is PER_SECOND and a burst of BURST passes at once.
+Rate limits use the ``limits`` library: a sliding-window counter in process memory
+(``SlidingWindowCounterRateLimiter`` + ``MemoryStorage``). ``RATE_*_PER_SECOND`` and
+``*_BURST`` become "at most BURST messages in a window of BURST/PER_SECOND seconds" (rounded
+to whole seconds, at least 1; the previous window's count is weighted by how much of it
+still overlaps): the sustained rate is PER_SECOND and a burst of BURST passes at once.
+Not the exact moving window: limits 5.8's ``MemoryStorage`` keeps an (empty) entry for
+every key a moving window ever saw, one per conversation, so memory grows without bound
+(tests/test_limits.py checks that idle conversations are forgotten); the counter's keys
+expire with their window.
 A batch holding more messages for one conversation than its burst counts as a full burst,
 so it can pass on an idle conversation instead of being refused forever.
 
@@ -37,7 +42,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.params import Depends as DependsParam
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
+from limits.strategies import SlidingWindowCounterRateLimiter
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -210,12 +215,13 @@ def _window(per_second: float, burst: int) -> RateLimitItem | None:
 
 
 class RateLimits:
-    """Per-key and per-conversation moving windows; ``__call__`` is the /v1 dependency."""
+    """Per-key and per-conversation sliding windows; ``__call__`` is the /v1 dependency."""
 
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         s = settings
         self.metrics = metrics
-        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.storage = MemoryStorage()
+        self.limiter = SlidingWindowCounterRateLimiter(self.storage)
         self.key = _window(s.rate_key_per_second, s.rate_key_burst)
         self.conversation = _window(s.rate_conversation_per_second, s.rate_conversation_burst)
         self.api = _window(s.rate_api_per_second, s.rate_api_burst)
@@ -283,7 +289,7 @@ class RateLimits:
     def _refuse(self, reason: str, item: RateLimitItem, ids: Iterable[str],
                 message: str) -> NoReturn:
         self.metrics.rejected.labels(reason).inc()
-        # The moving window has room again when its oldest entry leaves it.
+        # When the window has room again, as the limiter estimates it.
         reset = self.limiter.get_window_stats(item, *ids).reset_time
         wait = RateLimitedError("", retry_after=reset - time.time())
         raise RateLimitedError(f"{message} Retry after {wait.retry_after_header} s.",

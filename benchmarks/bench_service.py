@@ -1,7 +1,8 @@
 """The service under load: ``filterd serve`` on localhost, driven from other processes.
 
-For each configuration -- 1 and 2 workers, micro-batching off and on, and 1 worker with 2
-ONNX Runtime threads instead of 1 -- a fresh ``filterd serve`` (SQLite in a temporary folder,
+For each configuration -- 1 and 2 workers, micro-batching off and on, 1 worker with 2
+ONNX Runtime threads instead of 1, group commit of single messages (``FILTERD_COALESCE``)
+off and on -- a fresh ``filterd serve`` (SQLite in a temporary folder,
 the shipped model, default settings otherwise) is started and, after a warm-up:
 
 - **throughput**: wrk (closed loop, Debian's package; ``apt-get install -y wrk``) keeps
@@ -15,11 +16,11 @@ the shipped model, default settings otherwise) is started and, after a warm-up:
 - peak RSS of each worker (VmHWM) after all that.
 
 Ratios in the same run: micro-batching on against off (same workers), 2 workers against 1
-(same batching), 2 ONNX threads against 1. A message judged without the model (``degraded``:
-the model was busy or late) counts as an error. Configurations run in turn, ``--repeat``
-times, and each figure is the median over repeats, so a burst of other load on the machine
-does not land on one side only; a pure-Python loop timed at start and end says how loaded
-the machine was (``speed_index``).
+(same batching), 2 ONNX threads against 1, coalescing on against off (same workers). A
+message judged without the model (``degraded``: the model was busy or late) counts as an
+error. Configurations run in turn, ``--repeat`` times, and each figure is the median over
+repeats, so a burst of other load on the machine does not land on one side only; a pure-
+Python loop timed at start and end says how loaded the machine was (``speed_index``).
 
 Run: ``python benchmarks/bench_service.py`` (about 6 minutes) -> table,
 ``benchmarks/results/service.json``. ``--quick`` for a 1-minute smoke run.
@@ -42,15 +43,19 @@ from corpus import short_messages  # noqa: E402
 from service_util import RESULTS, Server, loadgen, machine, write_texts, wrk  # noqa: E402
 
 TARGETS = {"sustained_messages_per_s": 500, "p99_ms_at_200_per_s": 30}
-DEFAULT_CONFIGS = ["1:off", "1:on", "2:off", "2:on", "1:off:2"]
+DEFAULT_CONFIGS = ["1:off", "1:off:1:co", "1:off:1:cs", "2:off", "2:off:1:co"]
 
 
 def run_config(cfg: Config, args: argparse.Namespace, texts: Path, tag: str) -> dict[str, Any]:
     env = {"FILTERD_MICRO_BATCH": "true" if cfg.micro else "false",
            "FILTERD_BATCH_WAIT_MS": str(args.batch_wait_ms),
-           "FILTERD_MODEL_THREADS": str(cfg.threads)}
+           "FILTERD_MODEL_THREADS": str(cfg.threads),
+           # group commit: "co" awaits on the event loop, "cs" waits on the thread pool
+           "FILTERD_COALESCE": "true" if cfg.coalesce else "false",
+           "FILTERD_COALESCE_AWAIT": "true" if cfg.coalesce == "co" else "false",
+           "FILTERD_COALESCE_WAIT_MS": str(args.coalesce_wait_ms)}
     out: dict[str, Any] = {"workers": cfg.workers, "micro_batch": cfg.micro,
-                           "onnx_threads": cfg.threads}
+                           "onnx_threads": cfg.threads, "coalesce": cfg.coalesce}
     with Server(workers=cfg.workers, env=env) as srv:
         out["ready_seconds"] = round(srv.ready_seconds or 0, 2)
         wrk(srv.url, texts, connections=8, seconds=args.warmup, tag=f"{tag}w")  # warm-up
@@ -86,19 +91,23 @@ class Config:
     workers: int
     micro: bool
     threads: int = 1
+    coalesce: str = ""  # group commit: "" off, "co" awaited on the loop, "cs" thread pool
 
     @property
     def name(self) -> str:
         plural = "s" if self.workers > 1 else ""
         extra = f", ONNX {self.threads} threads" if self.threads != 1 else ""
+        extra += {"": "", "co": ", coalescing", "cs": ", coalescing (sync wait)"}[self.coalesce]
         return (f"{self.workers} worker{plural}, micro-batching "
                 f"{'on' if self.micro else 'off'}{extra}")
 
     @classmethod
     def parse(cls, text: str) -> Config:
-        """``WORKERS:on|off[:THREADS]``, e.g. ``2:off`` or ``1:off:2``."""
+        """``WORKERS:on|off[:THREADS[:co|cs]]``, e.g. ``2:off``, ``1:off:2``, ``1:off:1:co``
+        (co: coalescing awaited on the event loop, cs: waited for on the thread pool)."""
         parts = text.split(":")
-        return cls(int(parts[0]), parts[1] == "on", int(parts[2]) if len(parts) > 2 else 1)
+        return cls(int(parts[0]), parts[1] == "on", int(parts[2]) if len(parts) > 2 else 1,
+                   parts[3] if len(parts) > 3 else "")
 
 
 def speed_index() -> float:
@@ -161,6 +170,7 @@ def main() -> None:
     ap.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS,
                     help="WORKERS:on|off[:ONNX_THREADS] (micro-batching on/off)")
     ap.add_argument("--batch-wait-ms", type=float, default=2.0)
+    ap.add_argument("--coalesce-wait-ms", type=float, default=0.0)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="short runs: a smoke test")
     ap.add_argument("--out", default=str(RESULTS / "service.json"))
@@ -207,8 +217,21 @@ def main() -> None:
                                            one["sustained_batch20_msg_per_s"]),
             }
     for c in configs:
+        base = summary.get(Config(c.workers, c.micro, c.threads).name)
+        if c.coalesce and base:
+            ratios[f"{c.name} / coalescing off"] = {
+                "sustained_single": ratio(summary[c.name]["sustained_single_msg_per_s"],
+                                          base["sustained_single_msg_per_s"]),
+                "cpu_per_msg_single": ratio(summary[c.name]["cpu_ms_per_msg_single"],
+                                            base["cpu_ms_per_msg_single"]),
+                "p50_at_200_single": ratio(summary[c.name]["at200_single_p50_ms"],
+                                           base["at200_single_p50_ms"]),
+                "p99_at_200_single": ratio(summary[c.name]["at200_single_p99_ms"],
+                                           base["at200_single_p99_ms"]),
+            }
+    for c in configs:
         base = summary.get(Config(c.workers, c.micro).name)
-        if c.threads != 1 and base:
+        if c.threads != 1 and not c.coalesce and base:
             ratios[f"{c.name} / 1 thread"] = {
                 "sustained_single": ratio(summary[c.name]["sustained_single_msg_per_s"],
                                           base["sustained_single_msg_per_s"]),

@@ -107,6 +107,15 @@ class Settings(BaseSettings):
     batch_queue_texts: int = Field(1_024, ge=1)  # texts queued for the model; more: 503
     # ---- end of micro-batching
 
+    # ---- group commit of single messages (issue 5; filterd/coalesce.py)
+    coalesce: bool = False  # concurrent POST /v1/messages share ingest passes (README Perf.)
+    coalesce_max: int = Field(64, ge=1, le=10_000)  # messages one pass takes
+    coalesce_wait_ms: float = Field(0.0, ge=0, le=100)  # wait after the first; 0: greedy
+    coalesce_queue: int = Field(1_024, ge=1)  # messages queued for a pass; more: 503
+    coalesce_threads: int = Field(1, ge=1, le=16)  # passes running at once per worker
+    coalesce_await: bool = True  # handler awaits on the event loop (False: thread pool waits)
+    # ---- end of group commit
+
     # ---- live event streams (GET /v1/events; filterd/events.py StoreTail)
     # while a stream is open, each worker reads the messages any worker stored this often
     events_poll_seconds: float = Field(0.5, gt=0, le=60)

@@ -24,6 +24,7 @@ from filterd.api.http_metrics import HttpMetrics
 from filterd.api.routes import ROUTERS
 from filterd.api.routes.events import message_event
 from filterd.classify.batching import BatchingClassifier
+from filterd.coalesce import IngestCoalescer  # group commit (issue 5)
 from filterd.config import Settings, load_settings
 from filterd.events import Broadcaster, StoreTail
 from filterd.ingest import Ingestor
@@ -80,6 +81,13 @@ def create_app(
                         on_stored=lambda m: tail.wake())
     services = Services(settings, filter, store, ingestor, metrics, deliverer, sealer, events)
     purger = Purger(store, settings, metrics)  # privacy (issue 6): the retention purge
+    # ---- group commit (issue 5): concurrent single messages share ingest passes
+    coalescer = (IngestCoalescer(ingestor, max_items=settings.coalesce_max,
+                                 wait_ms=settings.coalesce_wait_ms,
+                                 queue_items=settings.coalesce_queue,
+                                 threads=settings.coalesce_threads)
+                 if settings.coalesce else None)
+    # ---- end of group commit
     guard = filter.guard  # limits and model failure (issue 6): its failures feed the metrics
 
     @asynccontextmanager
@@ -99,6 +107,8 @@ def create_app(
         try:
             yield
         finally:
+            if coalescer is not None:  # group commit (issue 5): finish queued messages
+                await anyio.to_thread.run_sync(coalescer.close)
             await tail.aclose()  # live event streams
             guard.remove_listener(metrics)
             await purger.aclose()  # privacy (issue 6): after its current batch
@@ -112,6 +122,7 @@ def create_app(
                   description="Abuse and frustration filter for customer-service chat.")
     app.state.services = services
     app.state.purger = purger  # privacy (issue 6)
+    app.state.coalescer = coalescer  # group commit (issue 5); None: off
     # limits and model failure (issue 6): body size and admission middleware (inside the
     # error handlers' catch-all), rate limits on every /v1 route
     v1_limits = api_limits.install(app, settings, metrics)

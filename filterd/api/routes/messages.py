@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+import anyio.to_thread
+from fastapi import APIRouter, Request, Response
 
 from filterd.api.deps import IngestorDep, IngestPrincipalDep
 from filterd.api.schemas import BatchIn, BatchOut, ErrorOut, MessageIn, MessageOut
-from filterd.ingest import Incoming
+from filterd.coalesce import IngestCoalescer
+from filterd.ingest import Incoming, Outcome
 from filterd.store.base import as_utc
 
 router = APIRouter(prefix="/v1", tags=["messages"])
@@ -30,10 +32,24 @@ def _incoming(m: MessageIn) -> Incoming:
 
 
 @router.post("/messages", response_model=MessageOut, responses=_ERRORS)
-def post_message(body: MessageIn, ingestor: IngestorDep, response: Response,
-                 principal: IngestPrincipalDep) -> dict[str, Any]:
-    """Judge one message in its conversation and store it (masked)."""
-    [outcome] = ingestor.ingest([_incoming(body)], tenant=principal.tenant)
+async def post_message(body: MessageIn, ingestor: IngestorDep, response: Response,
+                       principal: IngestPrincipalDep, request: Request) -> dict[str, Any]:
+    """Judge one message in its conversation and store it (masked).
+
+    With ``FILTERD_COALESCE`` concurrent messages share one ingest pass
+    (:mod:`filterd.coalesce`); otherwise the pass of this one message runs on the thread
+    pool, as a sync handler would.
+    """
+    item, tenant = _incoming(body), principal.tenant
+    coalescer: IngestCoalescer | None = getattr(request.app.state, "coalescer", None)
+    outcome: Outcome
+    if coalescer is None:
+        [outcome] = await anyio.to_thread.run_sync(
+            lambda: ingestor.ingest([item], tenant=tenant))
+    elif ingestor.settings.coalesce_await:
+        outcome = await coalescer.ingest_async(item, tenant)
+    else:
+        outcome = await anyio.to_thread.run_sync(coalescer.ingest, item, tenant)
     if outcome.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return outcome.as_dict()

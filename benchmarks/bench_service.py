@@ -22,7 +22,7 @@ error. Configurations run in turn, ``--repeat`` times, and each figure is the me
 repeats, so a burst of other load on the machine does not land on one side only; a pure-
 Python loop timed at start and end says how loaded the machine was (``speed_index``).
 
-Run: ``python benchmarks/bench_service.py`` (about 6 minutes) -> table,
+Run: ``python benchmarks/bench_service.py`` (about 8 minutes) -> table,
 ``benchmarks/results/service.json``. ``--quick`` for a 1-minute smoke run.
 """
 
@@ -43,7 +43,8 @@ from corpus import short_messages  # noqa: E402
 from service_util import RESULTS, Server, loadgen, machine, write_texts, wrk  # noqa: E402
 
 TARGETS = {"sustained_messages_per_s": 500, "p99_ms_at_200_per_s": 30}
-DEFAULT_CONFIGS = ["1:off", "1:off:1:co", "1:off:1:cs", "2:off", "2:off:1:co"]
+DEFAULT_CONFIGS = ["1:off", "1:off:1:co", "1:off:1:cs", "1:on", "2:off", "2:off:1:co", "2:on",
+                   "1:off:2"]
 
 
 def run_config(cfg: Config, args: argparse.Namespace, texts: Path, tag: str) -> dict[str, Any]:

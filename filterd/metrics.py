@@ -73,7 +73,8 @@ class Metrics:
                                        "Pipeline time per judge call, by stage.", ["stage"],
                                        buckets=_LATENCY, registry=r)
         self.ingest_seconds = Histogram("filterd_ingest_seconds",
-                                        "Time to judge and store one request's messages.",
+                                        "Time to judge and store one ingest pass: one request's "
+                                        "messages, or with FILTERD_COALESCE several requests'.",
                                         buckets=_LATENCY, registry=r)
         # ---- limits and model failure (issue 6): filterd/api/limits.py, classify/guard.py
         # ---- HTTP answers (filterd/api/http_metrics.py): for the 5xx and latency alerts

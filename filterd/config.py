@@ -108,7 +108,7 @@ class Settings(BaseSettings):
     # ---- end of micro-batching
 
     # ---- group commit of single messages (issue 5; filterd/coalesce.py)
-    coalesce: bool = False  # concurrent POST /v1/messages share ingest passes (README Perf.)
+    coalesce: bool = True  # concurrent POST /v1/messages share ingest passes (README Perf.)
     coalesce_max: int = Field(64, ge=1, le=10_000)  # messages one pass takes
     coalesce_wait_ms: float = Field(0.0, ge=0, le=100)  # wait after the first; 0: greedy
     coalesce_queue: int = Field(1_024, ge=1)  # messages queued for a pass; more: 503

@@ -109,7 +109,9 @@ async def test_a_message_committed_after_a_later_one_still_reaches_the_stream(
     commits; the stream must get both, the late one too."""
     import psycopg
 
-    async with _two_workers(make_app, database_url=pg_url,
+    # Group commit off: with it, one worker's messages share one ingest thread, so the
+    # second message would queue behind the held one instead of committing first.
+    async with _two_workers(make_app, database_url=pg_url, coalesce=False,
                             console_webhook_url="http://console.test/hook") as (a, b, ca, cb):
         stream = await _stream(ca, a, 2)
         blocker = await psycopg.AsyncConnection.connect(pg_url)  # a transaction...
@@ -129,8 +131,8 @@ async def test_a_message_committed_after_a_later_one_still_reaches_the_stream(
                     break
                 await asyncio.sleep(0.01)
             assert waiting, "the customer message never reached the outbox insert"
-            r = await cb.post("/v1/messages", json=message(
-                "fast", "m1", "an agent message has no delivery", role="agent"))
+            r = await asyncio.wait_for(cb.post("/v1/messages", json=message(
+                "fast", "m1", "an agent message has no delivery", role="agent")), 20)
             assert r.status_code == 200
             await asyncio.sleep(6 * POLL)  # the tail has seen the higher pk, skipped the lower
             assert not late.done()

@@ -139,6 +139,17 @@ class IngestCoalescer:
                      "%d refused (queue full)", st.messages, st.passes,
                      st.messages / st.passes, st.max_pass, st.overloaded)
 
+    def reopen(self) -> None:
+        """Take messages again after :meth:`close` (an app whose lifespan runs again, as
+        tests and embedders do); the threads start again on the next message."""
+        with self._cond:
+            if not self._closed:
+                return
+            if any(t.is_alive() for t in self._threads):
+                raise RuntimeError("reopen() while the coalescing threads still run")
+            self._closed = False
+            self._threads = []
+
     @property
     def running(self) -> bool:
         return any(t.is_alive() for t in self._threads)

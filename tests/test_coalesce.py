@@ -292,3 +292,14 @@ def test_a_cancelled_caller_is_dropped_and_others_served(store: GatedStore,
         store.gate.set()
         co.close()
     assert [m.message_id for m in store.transcript(T, "c1").messages] == ["m1", "m3"]
+
+
+@pytest.mark.anyio
+async def test_the_app_takes_messages_again_when_its_lifespan_runs_again(make_app) -> None:  # type: ignore[no-untyped-def]
+    """Closing at shut-down must not leave a restarted app answering 503 for ever."""
+    app = make_app(coalesce=True)
+    for n in range(2):
+        async with client(app) as c:
+            r = await c.post("/v1/messages", json=message("c1", f"m{n}", "hello"))
+            assert r.status_code == 200, r.text
+    assert app.state.coalescer is not None and not app.state.coalescer.running

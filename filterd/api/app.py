@@ -103,6 +103,8 @@ def create_app(
             purger.start()
         # ---- end of privacy
         guard.add_listener(metrics)  # limits and model failure (issue 6)
+        if coalescer is not None:  # group commit (issue 5): a lifespan may run again
+            coalescer.reopen()
         tail.start()  # live event streams: reads only while a stream is open
         try:
             yield

@@ -69,7 +69,18 @@ def main() -> None:
 
     sets: dict[str, tuple[list[str], list[str], list[str]]] = {}
     if Path(args.dataset).exists():
-        valid = [e for e in data.load(Path(args.dataset)) if e.split == "valid" and e.category]
+        rows = list(data.load(Path(args.dataset)))
+        valid = [e for e in rows if e.split == "valid" and e.category]
+        # Only the build the shipped model was trained on keeps its valid rows unseen: a
+        # later build re-splits, and its valid rows include the model's training rows.
+        meta = json.loads((OnnxClassifier(verify=False).model_dir / "filterd_model.json")
+                          .read_text())
+        n_train = sum(e.split == "train" for e in rows)
+        if (n_train, len(valid)) != (meta["train_examples"], meta["valid_examples"]):
+            sys.exit(f"{args.dataset} has {n_train} train / {len(valid)} valid rows; the "
+                     f"shipped model was trained on a build with {meta['train_examples']} / "
+                     f"{meta['valid_examples']}. Its valid rows may be the model's training "
+                     "rows: give the build the model was trained on (--dataset).")
         sets["valid"] = ([e.text for e in valid], [str(e.category) for e in valid],
                          [e.source for e in valid])
     if (Path(args.data) / "eval_only/airline_tweets/dev.csv").exists():
@@ -81,7 +92,7 @@ def main() -> None:
         sets = {k: (t[: args.limit], g[: args.limit], s[: args.limit])
                 for k, (t, g, s) in sets.items()}
 
-    model = OnnxClassifier(threads=1)
+    model = OnnxClassifier(threads=1, max_run=64)  # runs of similar length
     padded = OnnxClassifier(threads=1, max_padding=None)  # one run, padded to the longest
     settings = load_settings()
 

@@ -173,12 +173,21 @@ class Filter:
         For free text that is not a customer message but may quote one, such as an agent's
         feedback note: it is stored in this form only.
         """
-        spans = [s for s in self._detect(text)
-                 if s.source != "phrases" and (s.kind in _MASKED_KINDS
-                                               or s.kind.startswith("pii:"))]
-        spans.sort(key=lambda s: (s.start, s.end))
-        return apply_masks(text, spans, style=self.settings.mask_style,
-                           pii_style=self.settings.pii_style)
+        return self._mask(text, self._detect(text))[1]
+
+    def _mask(self, text: str, spans: list[Span]) -> tuple[list[Span], str]:
+        """The spans to hide, in order, and ``text`` with them masked.
+
+        Phrase spans (threat, self-harm, harassment phrases) are tags for routing, not
+        words to hide: masking a whole sentence would hide what the agent must act on.
+        """
+        masked = sorted(
+            (s for s in spans
+             if s.source != "phrases" and (s.kind in _MASKED_KINDS or s.kind.startswith("pii:"))),
+            key=lambda s: (s.start, s.end),
+        )
+        return masked, apply_masks(text, masked, style=self.settings.mask_style,
+                                   pii_style=self.settings.pii_style)
 
     # ------------------------------------------------------------------ stages
 
@@ -276,16 +285,7 @@ class Filter:
         elif category == "neutral":
             intensity = min(intensity, 0.3)
 
-        # Phrase spans (threat, self-harm, harassment phrases) are tags for routing, not
-        # words to hide: masking a whole sentence would hide what the agent must act on.
-        masked_spans = sorted(
-            (s for s in spans
-             if s.source != "phrases" and (s.kind in _MASKED_KINDS or s.kind.startswith("pii:"))),
-            key=lambda s: (s.start, s.end),
-        )
-        text_masked = apply_masks(
-            text, masked_spans, style=self.settings.mask_style, pii_style=self.settings.pii_style
-        )
+        masked_spans, text_masked = self._mask(text, spans)
         new_state = state.after(intensity, category == "abusive", self.policy.frustration.alpha)
         route = self.policy.route(category, flags, new_state, masked=bool(masked_spans))
         if degraded and self.settings.degraded_policy == "closed":

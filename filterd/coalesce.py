@@ -35,6 +35,7 @@ from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
+from filterd.classify.batching import wait_for_batch
 from filterd.errors import OverloadedError, UnavailableError
 from filterd.ingest import Incoming, Ingestor, Outcome
 from filterd.store.base import DEFAULT_TENANT
@@ -159,16 +160,10 @@ class IngestCoalescer:
     def _take(self) -> list[_Job] | None:
         """Wait for work; then up to ``max_items`` jobs (at least one). None: stop."""
         with self._cond:
-            while not self._jobs:
-                if self._closed:
-                    return None
-                self._cond.wait()
-            deadline = self._jobs[0].arrived + self.wait
-            while len(self._jobs) < self.max_items and not self._closed:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self._cond.wait(left)
+            if not wait_for_batch(self._cond, self._jobs, self.wait,
+                                  lambda: len(self._jobs) >= self.max_items,
+                                  lambda: self._closed):
+                return None
             n = min(len(self._jobs), self.max_items)
             taken = [self._jobs.popleft() for _ in range(n)]
             if self._jobs:

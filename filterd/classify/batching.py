@@ -33,9 +33,10 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any
 
 from filterd.classify.base import Classifier
 from filterd.errors import ModelError, OverloadedError
@@ -66,6 +67,25 @@ class BatchStats:
     inner_calls: int = 0  # calls of the inner model (a batch may be several runs)
     overloaded: int = 0  # calls refused because the queue was full
     max_batch_texts: int = 0
+
+
+def wait_for_batch(cond: threading.Condition, jobs: deque[Any], wait: float,
+                   full: Callable[[], bool], closed: Callable[[], bool]) -> bool:
+    """With ``cond`` held: wait for a first job (False: closed with nothing queued), then
+    until ``full()``, ``closed()`` or ``wait`` seconds after that job arrived (jobs have an
+    ``arrived`` monotonic time). True: take what is queued now. Shared by the model
+    batcher and the ingest coalescer (filterd/coalesce.py)."""
+    while not jobs:
+        if closed():
+            return False
+        cond.wait()
+    deadline = jobs[0].arrived + wait
+    while not full() and not closed():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        cond.wait(left)
+    return True
 
 
 def size_runs(sizes: Sequence[int], max_texts: int, max_padding: float) -> list[list[int]]:
@@ -187,16 +207,10 @@ class BatchingClassifier:
     def _take(self) -> list[_Job] | None:
         """Wait for work; then up to ``max_texts`` texts (at least one job). None: stop."""
         with self._cond:
-            while not self._jobs:
-                if self._closed:
-                    return None
-                self._cond.wait()
-            deadline = self._jobs[0].arrived + self.wait
-            while self._pending < self.max_texts and not self._closed:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self._cond.wait(left)
+            if not wait_for_batch(self._cond, self._jobs, self.wait,
+                                  lambda: self._pending >= self.max_texts,
+                                  lambda: self._closed):
+                return None
             taken = [self._jobs.popleft()]
             count = len(taken[0].texts)
             while self._jobs and count + len(self._jobs[0].texts) <= self.max_texts:

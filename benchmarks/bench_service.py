@@ -51,12 +51,15 @@ def run_config(cfg: Config, args: argparse.Namespace, texts: Path, tag: str) -> 
     env = {"FILTERD_MICRO_BATCH": "true" if cfg.micro else "false",
            "FILTERD_BATCH_WAIT_MS": str(args.batch_wait_ms),
            "FILTERD_MODEL_THREADS": str(cfg.threads),
+           "FILTERD_MODEL_PARALLEL": str(cfg.parallel),
+           "FILTERD_GC_FREEZE": "true" if cfg.freeze else "false",
            # group commit: "co" awaits on the event loop, "cs" waits on the thread pool
            "FILTERD_COALESCE": "true" if cfg.coalesce else "false",
            "FILTERD_COALESCE_AWAIT": "true" if cfg.coalesce == "co" else "false",
            "FILTERD_COALESCE_WAIT_MS": str(args.coalesce_wait_ms)}
     out: dict[str, Any] = {"workers": cfg.workers, "micro_batch": cfg.micro,
-                           "onnx_threads": cfg.threads, "coalesce": cfg.coalesce}
+                           "onnx_threads": cfg.threads, "coalesce": cfg.coalesce,
+                           "model_parallel": cfg.parallel, "gc_freeze": cfg.freeze}
     with Server(workers=cfg.workers, env=env) as srv:
         out["ready_seconds"] = round(srv.ready_seconds or 0, 2)
         wrk(srv.url, texts, connections=8, seconds=args.warmup, tag=f"{tag}w")  # warm-up
@@ -93,22 +96,30 @@ class Config:
     micro: bool
     threads: int = 1
     coalesce: str = ""  # group commit: "" off, "co" awaited on the loop, "cs" thread pool
+    parallel: int = 1  # FILTERD_MODEL_PARALLEL: a call's texts scored on this many threads
+    freeze: bool = True  # FILTERD_GC_FREEZE: start-up heap kept out of full collections
 
     @property
     def name(self) -> str:
         plural = "s" if self.workers > 1 else ""
         extra = f", ONNX {self.threads} threads" if self.threads != 1 else ""
         extra += {"": "", "co": ", coalescing", "cs": ", coalescing (sync wait)"}[self.coalesce]
+        extra += f", model runs on {self.parallel} threads" if self.parallel != 1 else ""
+        extra += "" if self.freeze else ", no gc.freeze"
         return (f"{self.workers} worker{plural}, micro-batching "
                 f"{'on' if self.micro else 'off'}{extra}")
 
     @classmethod
     def parse(cls, text: str) -> Config:
-        """``WORKERS:on|off[:THREADS[:co|cs]]``, e.g. ``2:off``, ``1:off:2``, ``1:off:1:co``
-        (co: coalescing awaited on the event loop, cs: waited for on the thread pool)."""
+        """``WORKERS:on|off[:THREADS[:co|cs|-[:PARALLEL[:gc|nogc]]]]``, e.g. ``2:off``,
+        ``1:off:2``, ``1:off:1:co``, ``1:off:1:co:2`` (co: coalescing awaited on the event
+        loop, cs: waited for on the thread pool, -: off; PARALLEL: FILTERD_MODEL_PARALLEL,
+        default 1; nogc: FILTERD_GC_FREEZE=false)."""
         parts = text.split(":")
         return cls(int(parts[0]), parts[1] == "on", int(parts[2]) if len(parts) > 2 else 1,
-                   parts[3] if len(parts) > 3 else "")
+                   parts[3].strip("-") if len(parts) > 3 else "",
+                   int(parts[4]) if len(parts) > 4 else 1,
+                   not (len(parts) > 5 and parts[5] == "nogc"))
 
 
 def speed_index() -> float:

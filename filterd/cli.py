@@ -156,7 +156,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                                              else "warning"),
                                 access_log=args.access_log, lifespan="on")
     if args.workers == 1:
-        uvicorn.run(create_app(settings), **opts)
+        uvicorn.run(create_app(settings, serving=True), **opts)
         return 0
     from filterd.originals import sealer_from_settings
 

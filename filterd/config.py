@@ -22,7 +22,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FILTERD_", extra="ignore", frozen=True)
 
     model_dir: Path | None = None  # None: the shipped models/filterd-minilm
-    model_threads: int = Field(1, ge=1, le=64)
+    model_threads: int = Field(1, ge=1, le=64)  # onnxruntime intra-op threads per run
+    # texts of one call scored at once on this many threads (0: one per CPU, at most 4)
+    model_parallel: int = Field(0, ge=0, le=64)
     policy_file: Path | None = None  # None: the shipped default policy
     mask_style: Literal["stars", "first_letter", "tag"] = "stars"
     pii_style: Literal["tag", "stars"] = "tag"
@@ -114,6 +116,8 @@ class Settings(BaseSettings):
     coalesce_queue: int = Field(1_024, ge=1)  # messages queued for a pass; more: 503
     coalesce_threads: int = Field(1, ge=1, le=16)  # passes running at once per worker
     coalesce_await: bool = True  # handler awaits on the event loop (False: thread pool waits)
+    # filterd serve: keep start-up objects out of full garbage collections (api/app.py)
+    gc_freeze: bool = True
     # ---- end of group commit
 
     # ---- live event streams (GET /v1/events; filterd/events.py StoreTail)

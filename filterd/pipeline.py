@@ -90,7 +90,8 @@ class Filter:
         if classifier is None:
             from filterd.classify.onnx import OnnxClassifier
 
-            classifier = OnnxClassifier(s.model_dir, threads=s.model_threads)
+            classifier = OnnxClassifier(s.model_dir, threads=s.model_threads,
+                                        parallel=s.model_parallel)
         # What the pipeline calls: the model with a time budget and a circuit breaker.
         self.guard = GuardedClassifier.from_settings(classifier, s)
 

@@ -244,3 +244,24 @@ def test_service_batches_and_its_lifespan_stops_the_model_thread(tmp_path: Path)
         assert clf.running and clf.stats.texts >= 2
     assert not clf.running
     assert not [t for t in threading.enumerate() if t.name == "filterd-batcher"]
+
+
+def test_parallel_runs_give_each_text_exactly_its_alone_answer() -> None:
+    """``parallel``: a call's texts are scored on several threads at once; every text still
+    runs alone, so the answers are bit-identical to one thread and stay in the caller's
+    order, whatever the lengths and however many threads share the call."""
+    from filterd.classify.onnx import OnnxClassifier
+
+    texts = [("my bill is wrong again and nobody answers " * n).strip() or "hi there"
+             for n in (0, 5, 1, 3, 0, 7, 2, 1, 4, 0, 6)]
+    one = OnnxClassifier(parallel=1)
+    want = one.predict(texts)
+    for k in (2, 3, 16):
+        many = OnnxClassifier(parallel=k)
+        try:
+            assert many.predict(texts) == want
+            assert many.predict(texts[::-1]) == want[::-1]
+            assert many.predict(texts[:1]) == want[:1]  # one run: no pool needed
+        finally:
+            many.close()
+    assert many._pool is None

@@ -106,7 +106,9 @@ async def test_a_key_over_its_rate_gets_429_with_retry_after(make_app: Any) -> N
     assert r.status_code == 429, r.text
     assert r.json()["error"]["code"] == "rate_limited"
     assert "FILTERD_RATE_KEY_PER_SECOND" in r.json()["error"]["message"]
-    assert 1 <= int(r.headers["retry-after"]) <= 3  # the 3-second window frees its oldest
+    # the 3-second window holding the burst ends, then its count fades by one message's share
+    # (a third of the next window): at most 3 + 1 s away, and never "now"
+    assert 1 <= int(r.headers["retry-after"]) <= 4
     assert_clean(r)
     assert stored.status_code == 404  # a refused message is not stored
     assert metric(m, 'filterd_rejected_requests_total{reason="rate_limited_key"}') == 1
@@ -123,7 +125,7 @@ async def test_a_flooding_conversation_is_limited_and_others_are_not(make_app: A
     assert first == [200, 200]
     assert flood.status_code == 429, flood.text
     assert "'c1'" in flood.json()["error"]["message"]
-    assert 1 <= int(flood.headers["retry-after"]) <= 2
+    assert 1 <= int(flood.headers["retry-after"]) <= 3  # 2 s window + half the next
     assert other.status_code == 200
     assert metric(m, 'filterd_rejected_requests_total{reason="rate_limited_conversation"}') == 1
     assert metric(m, 'filterd_rejected_requests_total{reason="rate_limited_key"}') == 0
@@ -269,7 +271,9 @@ async def test_a_full_model_queue_is_overload_not_a_degraded_message(make_app: A
 
 def test_idle_conversations_are_forgotten() -> None:
     """Per-conversation limits must not keep one entry per conversation ever seen: a
-    proxy sees millions. (limits' moving window did: its memory only grew.)"""
+    proxy sees millions. (limits' moving window did: its memory only grew.) Expiry happens
+    inline on a later request, no timer thread."""
+    import threading
     import time
     from collections import Counter
 
@@ -281,10 +285,10 @@ def test_idle_conversations_are_forgotten() -> None:
                                   rate_key_per_second=0), Metrics())
     for n in range(3000):
         rl.check_ingest("key-1", "default", 1, Counter({f"c{n}": 1}))
-    held = len(rl.storage.storage) + len(rl.storage.events)
+    held = len(rl.windows)
     assert held >= 3000  # it does count them while their window is open
-    time.sleep(2.6)  # the 1 s window and the previous one it weighs are over
-    rl.check_ingest("key-1", "default", 1, Counter({"fresh": 1}))  # schedules the expiry
-    time.sleep(0.3)
-    left = len(rl.storage.storage) + len(rl.storage.events)
-    assert left < 10, left
+    threads = threading.active_count()
+    time.sleep(2.1)  # the 1 s window and the previous one it weighs are over
+    rl.check_ingest("key-1", "default", 1, Counter({"fresh": 1}))  # sweeps, inline
+    assert len(rl.windows) < 10, len(rl.windows)
+    assert threading.active_count() == threads  # nothing started a thread

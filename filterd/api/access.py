@@ -140,6 +140,30 @@ class KeyRing:
                         "Create keys with `filterd keys create --role ...`, or set "
                         "FILTERD_REQUIRE_KEYS=true.", DEFAULT_TENANT)
 
+    def answers_from_cache(self, token: str | None) -> bool:
+        """Whether authenticating ``token`` now needs no store read or write (so it may run
+        on the event loop): the open/closed answer and the key's row are cached and its
+        ``last_used_at`` is not due."""
+        now = self.clock()
+        with self._lock:
+            if not self.require_keys:
+                if self._open is None or self._open[0] <= now:
+                    return False
+                if self._open[1]:
+                    return True  # open mode: anonymous, no key read
+            if token is None:
+                return True  # 401 at once
+            key_id = apikeys.key_id_of(token)
+            if key_id is None:
+                return True  # malformed: 401 at once
+            cached = self._keys.get(key_id)
+            if cached is None or cached[0] <= now:
+                return False
+            if cached[1] is None:
+                return True  # unknown key, cached as such
+            last = self._touched.get(cached[1].id)
+            return last is not None and now - last < _TOUCH_EVERY_SECONDS
+
     def resolve(self, token: str) -> Principal:
         """The caller a token stands for; AuthError if it is malformed, unknown or revoked."""
         key_id = apikeys.key_id_of(token)

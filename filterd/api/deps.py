@@ -13,11 +13,12 @@ page of another site can make a browser send the cookie, but not that header (CS
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, cast
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from filterd.api.access import (
     ACCESS,
@@ -69,30 +70,30 @@ class Services:
         return self.keys
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     return cast(Services, request.app.state.services)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_settings(s: ServicesDep) -> Settings:
+async def get_settings(s: ServicesDep) -> Settings:
     return s.settings
 
 
-def get_store(s: ServicesDep) -> Store:
+async def get_store(s: ServicesDep) -> Store:
     return s.store
 
 
-def get_ingestor(s: ServicesDep) -> Ingestor:
+async def get_ingestor(s: ServicesDep) -> Ingestor:
     return s.ingestor
 
 
-def get_metrics(s: ServicesDep) -> Metrics:
+async def get_metrics(s: ServicesDep) -> Metrics:
     return s.metrics
 
 
-def get_deliverer(s: ServicesDep) -> Deliverer:
+async def get_deliverer(s: ServicesDep) -> Deliverer:
     return s.deliverer
 
 
@@ -126,9 +127,16 @@ def authenticate(request: Request, services: Services) -> Principal:
     return principal
 
 
-def current_principal(request: Request, s: ServicesDep) -> Principal:
-    """The caller, whatever its role (routes use ``require(...)`` for their permission)."""
-    return authenticate(request, s)
+async def current_principal(request: Request, s: ServicesDep) -> Principal:
+    """The caller, whatever its role (routes use ``require(...)`` for their permission).
+
+    Answered on the event loop when the key ring's cache can answer (all but about one
+    request per key and TTL); only a store lookup goes to a worker thread. A sync dependency
+    would cost every request a thread-pool round trip (speed, issue 5: these dependencies
+    were four such hops per message)."""
+    if s.keyring.answers_from_cache(presented_key(request)[0]):
+        return authenticate(request, s)
+    return await run_in_threadpool(authenticate, request, s)
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
@@ -143,10 +151,10 @@ def check(principal: Principal, permission: Permission, what: str) -> Principal:
     return principal
 
 
-def require(permission: Permission, what: str) -> Callable[[Principal], Principal]:
+def require(permission: Permission, what: str) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency: the caller, if its role has ``permission`` (403 otherwise)."""
 
-    def dependency(principal: PrincipalDep) -> Principal:
+    async def dependency(principal: PrincipalDep) -> Principal:  # no I/O: on the loop
         return check(principal, permission, what)
 
     dependency.__name__ = f"require_{permission}"

@@ -14,15 +14,15 @@ Three layers, outermost first:
    counts each message), per key on the other ``/v1`` routes; ``429 rate_limited`` with
    ``Retry-After`` = seconds until the window has room again.
 
-Rate limits use the ``limits`` library: a sliding-window counter in process memory
-(``SlidingWindowCounterRateLimiter`` + ``MemoryStorage``). ``RATE_*_PER_SECOND`` and
+Rate limits are sliding-window counters in process memory
+(:mod:`filterd.api.ratewindow`, the ``limits`` library's algorithm; why not the library
+itself is written there). ``RATE_*_PER_SECOND`` and
 ``*_BURST`` become "at most BURST messages in a window of BURST/PER_SECOND seconds" (rounded
 to whole seconds, at least 1; the previous window's count is weighted by how much of it
 still overlaps): the sustained rate is PER_SECOND and a burst of BURST passes at once.
-Not the exact moving window: limits 5.8's ``MemoryStorage`` keeps an (empty) entry for
-every key a moving window ever saw, one per conversation, so memory grows without bound
-(tests/test_limits.py checks that idle conversations are forgotten); the counter's keys
-expire with their window.
+Not an exact moving window (a timestamp per message); the counter's keys expire with their
+window, so memory stays bounded by the conversations active in the last two windows
+(tests/test_limits.py checks that idle conversations are forgotten).
 A batch holding more messages for one conversation than its burst counts as a full burst,
 so it can pass on an idle conversation instead of being refused forever.
 
@@ -32,22 +32,18 @@ instances, the effective limits are N times the settings.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
-from collections.abc import Iterable
 from typing import Any, NoReturn
 
 import anyio
 from fastapi import Depends, FastAPI, Request
 from fastapi.params import Depends as DependsParam
-from limits import RateLimitItem, RateLimitItemPerSecond
-from limits.storage import MemoryStorage
-from limits.strategies import SlidingWindowCounterRateLimiter
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from filterd.api.deps import PrincipalDep
 from filterd.api.errors import error_response
+from filterd.api.ratewindow import SlidingWindows, Window
 from filterd.config import Settings
 from filterd.errors import OverloadedError, RateLimitedError
 from filterd.metrics import Metrics
@@ -207,11 +203,11 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 # ------------------------------------------------------------------ rate limits
 
 
-def _window(per_second: float, burst: int) -> RateLimitItem | None:
+def _window(per_second: float, burst: int) -> Window | None:
     """BURST messages in any window of BURST/PER_SECOND seconds; None when switched off."""
     if per_second <= 0:
         return None
-    return RateLimitItemPerSecond(burst, max(1, round(burst / per_second)))
+    return Window(burst, max(1, round(burst / per_second)))
 
 
 class RateLimits:
@@ -220,8 +216,7 @@ class RateLimits:
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         s = settings
         self.metrics = metrics
-        self.storage = MemoryStorage()
-        self.limiter = SlidingWindowCounterRateLimiter(self.storage)
+        self.windows = SlidingWindows()
         self.key = _window(s.rate_key_per_second, s.rate_key_burst)
         self.conversation = _window(s.rate_conversation_per_second, s.rate_conversation_burst)
         self.api = _window(s.rate_api_per_second, s.rate_api_burst)
@@ -256,7 +251,7 @@ class RateLimits:
         if self.api is None:
             return
         ids = ("api", key_id)
-        if not self.limiter.hit(self.api, *ids):
+        if not self.windows.hit(self.api, ids):
             self._refuse("rate_limited_key", self.api, ids,
                          f"This API key sent more /v1 requests than its limit of "
                          f"{self._rates['api']}.")
@@ -265,7 +260,7 @@ class RateLimits:
                      conversations: Counter[str]) -> None:
         """Count ``messages`` against the key and each conversation's share against it;
         all or nothing (a refused request consumes nothing). Raise 429 when over."""
-        wanted: list[tuple[RateLimitItem, tuple[str, ...], int, str]] = []
+        wanted: list[tuple[Window, tuple[str, ...], int, str]] = []
         if self.key is not None:
             wanted.append((self.key, ("ingest", key_id), messages, "key"))
         if self.conversation is not None:
@@ -274,7 +269,7 @@ class RateLimits:
             wanted.extend((self.conversation, ("conversation", t, cid), n, cid)
                           for cid, n in conversations.items())
         for item, ids, n, what in wanted:
-            if not self.limiter.test(item, *ids, cost=min(n, item.amount)):
+            if not self.windows.test(item, ids, cost=min(n, item.amount)):
                 if what == "key":
                     self._refuse("rate_limited_key", item, ids,
                                  f"This API key sent more messages than its limit of "
@@ -284,14 +279,13 @@ class RateLimits:
                              f"{self._rates['conversation']}; other conversations are not "
                              "affected.")
         for item, ids, n, _ in wanted:
-            self.limiter.hit(item, *ids, cost=min(n, item.amount))
+            self.windows.hit(item, ids, cost=min(n, item.amount))
 
-    def _refuse(self, reason: str, item: RateLimitItem, ids: Iterable[str],
+    def _refuse(self, reason: str, item: Window, ids: tuple[str, ...],
                 message: str) -> NoReturn:
         self.metrics.rejected.labels(reason).inc()
-        # When the window has room again, as the limiter estimates it.
-        reset = self.limiter.get_window_stats(item, *ids).reset_time
-        wait = RateLimitedError("", retry_after=reset - time.time())
+        # When the window has room again for one more.
+        wait = RateLimitedError("", retry_after=self.windows.retry_after(item, ids))
         raise RateLimitedError(f"{message} Retry after {wait.retry_after_header} s.",
                                retry_after=wait.retry_after)
 

@@ -40,7 +40,15 @@ from typing import Any
 
 sys.path[:0] = [str(Path(__file__).resolve().parent)]
 from corpus import short_messages  # noqa: E402
-from service_util import RESULTS, Server, loadgen, machine, write_texts, wrk  # noqa: E402
+from service_util import (  # noqa: E402
+    RESULTS,
+    Server,
+    env_with_repo,
+    loadgen,
+    machine,
+    write_texts,
+    wrk,
+)
 
 TARGETS = {"sustained_messages_per_s": 500, "p99_ms_at_200_per_s": 30}
 DEFAULT_CONFIGS = ["1:off", "1:off:1:co", "1:off:1:cs", "1:on", "2:off", "2:off:1:co", "2:on",
@@ -59,7 +67,10 @@ def run_config(cfg: Config, args: argparse.Namespace, texts: Path, tag: str) -> 
            "FILTERD_COALESCE_WAIT_MS": str(args.coalesce_wait_ms)}
     out: dict[str, Any] = {"workers": cfg.workers, "micro_batch": cfg.micro,
                            "onnx_threads": cfg.threads, "coalesce": cfg.coalesce,
-                           "model_parallel": cfg.parallel, "gc_freeze": cfg.freeze}
+                           "model_parallel": cfg.parallel, "gc_freeze": cfg.freeze,
+                           "code": cfg.code or "this checkout"}
+    if cfg.code:  # its package first on the path; its own models/ come with it
+        env["PYTHONPATH"] = os.pathsep.join([cfg.code, env_with_repo()["PYTHONPATH"]])
     with Server(workers=cfg.workers, env=env) as srv:
         out["ready_seconds"] = round(srv.ready_seconds or 0, 2)
         wrk(srv.url, texts, connections=8, seconds=args.warmup, tag=f"{tag}w")  # warm-up
@@ -96,30 +107,34 @@ class Config:
     micro: bool
     threads: int = 1
     coalesce: str = ""  # group commit: "" off, "co" awaited on the loop, "cs" thread pool
-    parallel: int = 1  # FILTERD_MODEL_PARALLEL: a call's texts scored on this many threads
+    parallel: int = 0  # FILTERD_MODEL_PARALLEL (0: the service's default, one per CPU)
     freeze: bool = True  # FILTERD_GC_FREEZE: start-up heap kept out of full collections
+    code: str = ""  # another checkout of filterd to run instead (a baseline commit)
 
     @property
     def name(self) -> str:
         plural = "s" if self.workers > 1 else ""
         extra = f", ONNX {self.threads} threads" if self.threads != 1 else ""
         extra += {"": "", "co": ", coalescing", "cs": ", coalescing (sync wait)"}[self.coalesce]
-        extra += f", model runs on {self.parallel} threads" if self.parallel != 1 else ""
+        extra += f", model runs on {self.parallel} thread(s)" if self.parallel else ""
         extra += "" if self.freeze else ", no gc.freeze"
+        extra += f", code of {self.code}" if self.code else ""
         return (f"{self.workers} worker{plural}, micro-batching "
                 f"{'on' if self.micro else 'off'}{extra}")
 
     @classmethod
     def parse(cls, text: str) -> Config:
-        """``WORKERS:on|off[:THREADS[:co|cs|-[:PARALLEL[:gc|nogc]]]]``, e.g. ``2:off``,
-        ``1:off:2``, ``1:off:1:co``, ``1:off:1:co:2`` (co: coalescing awaited on the event
+        """``WORKERS:on|off[:THREADS[:co|cs|-[:PARALLEL[:gc|nogc]]]][@DIR]``, e.g. ``2:off``,
+        ``1:off:2``, ``1:off:1:co``, ``1:off:1:co:1`` (co: coalescing awaited on the event
         loop, cs: waited for on the thread pool, -: off; PARALLEL: FILTERD_MODEL_PARALLEL,
-        default 1; nogc: FILTERD_GC_FREEZE=false)."""
+        default 0, the service's own; nogc: FILTERD_GC_FREEZE=false; @DIR: run the filterd
+        in checkout DIR, e.g. ``git worktree add /tmp/base <commit>``, as a baseline)."""
+        text, _, code = text.partition("@")
         parts = text.split(":")
         return cls(int(parts[0]), parts[1] == "on", int(parts[2]) if len(parts) > 2 else 1,
                    parts[3].strip("-") if len(parts) > 3 else "",
-                   int(parts[4]) if len(parts) > 4 else 1,
-                   not (len(parts) > 5 and parts[5] == "nogc"))
+                   int(parts[4]) if len(parts) > 4 else 0,
+                   not (len(parts) > 5 and parts[5] == "nogc"), code)
 
 
 def speed_index() -> float:

@@ -318,7 +318,8 @@ def cmd_erase(args: argparse.Namespace) -> int:
 def cmd_data_build(args: argparse.Namespace) -> int:
     from filterd.classify import data
 
-    examples = data.build(Path(args.data), seed=args.seed, scale=args.scale)
+    examples = data.build(Path(args.data), seed=args.seed, scale=args.scale,
+                          keep_splits=Path(args.keep_splits) if args.keep_splits else None)
     data.save(examples, Path(args.out))
     print(json.dumps(data.summary(examples), indent=1))
     print(f"wrote {len(examples)} examples to {args.out}", file=sys.stderr)
@@ -474,6 +475,9 @@ def build_parser() -> argparse.ArgumentParser:
     b = d.add_parser("build", help="build the labelled training set")
     b.add_argument("--data", default=str(_default_data_dir()))
     b.add_argument("--out", default="runs/dataset.jsonl")
+    b.add_argument("--keep-splits", metavar="BUILD.jsonl",
+                   help="an earlier build: its texts keep their train/valid split (compare a "
+                        "new model with the one trained on it on rows neither has seen)")
     b.add_argument("--seed", type=int, default=13)
     b.add_argument("--scale", type=float, default=1.0, help="shrink every source cap")
     b.set_defaults(func=cmd_data_build)

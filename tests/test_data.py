@@ -83,6 +83,27 @@ def test_build_is_deterministic_and_leak_free() -> None:
         assert len({e.source for e in a if e.category == cat and e.split == "train"}) >= 2
 
 
+@needs_data
+def test_keep_splits_keeps_every_earlier_text_where_it_was(tmp_path: Path) -> None:
+    """A later build with other sources and another seed (every random split differs) keeps
+    each text of the earlier build in its split, so a model trained on the earlier build has
+    seen none of the later validation rows."""
+    kw = {"scale": 0.05, "progress": False}
+    early = data.build(SHARED_DATA, seed=3, sources=["banking77", "team"], **kw)  # type: ignore[arg-type]
+    data.save(early, tmp_path / "early.jsonl")
+    later = data.build(SHARED_DATA, seed=4, sources=["banking77", "goemotions", "team"],
+                       keep_splits=tmp_path / "early.jsonl", **kw)  # type: ignore[arg-type]
+    was = {data._key(e.text): e.split for e in early}
+    kept = [(was[data._key(e.text)], e.split) for e in later if data._key(e.text) in was]
+    assert len(kept) > 50 and all(a == b for a, b in kept)
+    assert {e.split for e in later if data._key(e.text) not in was} == {"train", "valid"}
+    trained_on = {k for k, split in was.items() if split == "train"}
+    assert not [e for e in later if e.split == "valid" and data._key(e.text) in trained_on]
+    # without it the same change reshuffles: some earlier text changes split
+    free = data.build(SHARED_DATA, seed=4, sources=["banking77", "goemotions", "team"], **kw)  # type: ignore[arg-type]
+    assert any(was[data._key(e.text)] != e.split for e in free if data._key(e.text) in was)
+
+
 def test_feedback_file_errors_name_the_line(tmp_path: Path) -> None:
     p = tmp_path / "fb.jsonl"
     p.write_text(json.dumps({"text": "ok", "category": "neutral"}) + "\n" +

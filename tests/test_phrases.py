@@ -293,3 +293,25 @@ def test_spans_in_bounds_sorted_and_disjoint_per_kind(text: str) -> None:
             assert 0 <= s.start < s.end <= len(text)
         for a, b in zip(mine, mine[1:], strict=False):
             assert a.end <= b.start
+
+
+def test_the_one_scan_prefilter_never_changes_what_is_found(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """``_ANY`` rules a text out with one scan per table; with it disabled (every text goes
+    through every pattern) the spans found are the same on every table row and team line."""
+    import json
+    import re
+    from pathlib import Path
+
+    from filterd.detect import phrases
+
+    root = Path(__file__).parent
+    texts = [json.loads(line)["text"] for name in ("telecom_cases", "safety_cases")
+             for line in (root / "data" / f"{name}.jsonl").read_text().splitlines()]
+    team = Path(phrases.__file__).parents[1] / "classify" / "team"
+    texts += [json.loads(line)["text"] for f in sorted(team.glob("*.jsonl"))
+              for line in f.read_text().splitlines() if line.strip()]
+    detector = phrases.PhraseDetector()
+    fast = [detector.find(t) for t in texts]
+    assert sum(map(bool, fast)) > 150  # the corpus does exercise the tables (197 texts)
+    monkeypatch.setattr(phrases, "_ANY", {k: re.compile("") for k in phrases._ANY})
+    assert [detector.find(t) for t in texts] == fast

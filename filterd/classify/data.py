@@ -61,11 +61,16 @@ def build(
     valid_fraction: float = 0.06,
     scale: float = 1.0,
     progress: bool = True,
+    keep_splits: Path | None = None,
 ) -> list[Example]:
     """Build the labelled set: every row cleaned, de-duplicated, capped and split.
 
     ``scale`` shrinks every cap (CI trains on a small slice with ``scale=0.02``).
     Rows of ``holdout`` sources get ``split="holdout"``; others ``train`` or ``valid``.
+    ``keep_splits``: an earlier build (a JSONL from ``save``); every text it holds keeps its
+    split there, and only texts new to it are split at random. A model trained on that
+    build has then seen none of this build's validation rows, so the two models can be
+    compared on them (without it, any change to a source reshuffles every split).
     """
     from filterd.classify.sources import CAPS, DEFAULT_CAP, SOURCES
 
@@ -78,6 +83,9 @@ def build(
         raise DataError(f"Unknown source(s) {unknown}; choose from {sorted(SOURCES)}")
     seen: set[str] = set()
     out: list[Example] = []
+    earlier: dict[str, str] = {}
+    if keep_splits is not None:
+        earlier = {_key(ex.text): ex.split for ex in load(keep_splits)}
     from tqdm import tqdm
 
     from filterd.detect.lexicon import Lexicon
@@ -111,6 +119,8 @@ def build(
             for ex in keep:
                 if name in holdout:
                     ex.split = "holdout"
+                elif k_split := earlier.get(_key(ex.text)):
+                    ex.split = k_split if k_split != "holdout" else "valid"
                 else:
                     ex.split = "valid" if rng.random() < valid_fraction else "train"
             out.extend(keep)

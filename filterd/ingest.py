@@ -28,7 +28,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
@@ -169,11 +169,8 @@ class Ingestor:
                 self.metrics.replays.inc()
             if not pending:
                 break
-            for write, judged in self._plan(tenant, list(pending.values())):
-                try:
-                    stored_list = self.store.write(tenant, write)
-                except StaleStateError:
-                    continue  # someone wrote this conversation meanwhile: go round again
+            plan = self._plan(tenant, list(pending.values()))
+            for write, judged, stored_list in self._write_all(tenant, plan):
                 for j, stored in zip(judged, stored_list, strict=True):
                     done[j.item.key] = Outcome(stored, replayed=False)
                     del pending[j.item.key]
@@ -197,6 +194,27 @@ class Ingestor:
         return out
 
     # ------------------------------------------------------------------ steps
+
+    def _write_all(self, tenant: str, plan: list[tuple[ConversationWrite, list[_Judged]]]
+                   ) -> Iterator[tuple[ConversationWrite, list[_Judged], list[StoredMessage]]]:
+        """Every conversation's write of a round in one transaction; if one of them is stale
+        (another writer got there first), each on its own, so the others still commit and
+        only the stale ones go round again."""
+        if len(plan) > 1:
+            try:
+                done = self.store.write_many(tenant, [w for w, _ in plan])
+            except StaleStateError:
+                pass
+            else:
+                for (w, judged), stored in zip(plan, done, strict=True):
+                    yield w, judged, stored
+                return
+        for w, judged in plan:
+            try:
+                stored_list = self.store.write(tenant, w)
+            except StaleStateError:
+                continue  # someone wrote this conversation meanwhile: go round again
+            yield w, judged, stored_list
 
     def _check(self, items: Sequence[Incoming], batch: bool) -> None:
         s = self.settings

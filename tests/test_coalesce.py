@@ -46,10 +46,11 @@ class GatedStore(SqlStore):
         self.gate.wait(10)
         return super().find_messages(tenant, keys)
 
-    def write(self, tenant: str, write: ConversationWrite) -> list[StoredMessage]:
+    def write_many(self, tenant: str, writes: Sequence[ConversationWrite]
+                   ) -> list[list[StoredMessage]]:  # write() goes through here too
         if self.fail_writes:
             raise StoreError("The database cannot be written (test outage).")
-        return super().write(tenant, write)
+        return super().write_many(tenant, writes)
 
 
 @pytest.fixture

@@ -166,6 +166,62 @@ def test_write_then_read_back(store: SqlStore) -> None:
     assert e.value.code == "conversation_not_found"
 
 
+def test_write_many_writes_every_conversation_in_one_go(store: SqlStore) -> None:
+    store.write(T, _write("c1", ["m1"], queue="priority", category="frustrated"))
+    hook = NewDelivery("b1", "agent", "http://console.invalid/hook", "k-b1", {"x": 1})
+    got = store.write_many(T, [_write("c1", ["m2", "m3"], version=1),
+                               _write("c2", ["a1"]),
+                               _write("c3", ["b1"], deliveries=(hook,), sealed="tok")])
+    assert [[(m.conversation_id, m.message_id, m.seq) for m in ms] for ms in got] == [
+        [("c1", "m2", 2), ("c1", "m3", 3)], [("c2", "a1", 1)], [("c3", "b1", 1)]]
+    pks = [m.pk for ms in got for m in ms]
+    assert pks == sorted(pks) and len(set(pks)) == 4
+    for ms in got:  # the pks returned are the rows stored
+        for m in ms:
+            assert store.find_messages(T, [(m.conversation_id, m.message_id)])[
+                (m.conversation_id, m.message_id)].pk == m.pk
+    snaps = store.snapshots(T, ["c1", "c2", "c3"])
+    assert [snaps[c].version for c in ("c1", "c2", "c3")] == [2, 1, 1]
+    assert store.transcript(T, "c1").conversation.messages == 3
+    assert store.sealed_original(T, "c3", "b1") == "tok"
+    assert store.outbox_depth() == 1
+
+
+def test_write_many_is_all_or_nothing(store: SqlStore) -> None:
+    store.write(T, _write("c1", ["m1"]))
+    with pytest.raises(StaleStateError, match="'c1' changed"):
+        store.write_many(T, [_write("c2", ["a1"]), _write("c1", ["m2"], version=0)])
+    with pytest.raises(StaleStateError, match="raced"):  # a stored message id
+        store.write_many(T, [_write("c3", ["b1"]), _write("c1", ["m1"], version=1)])
+    assert store.snapshots(T, ["c2", "c3"])["c2"].version == 0  # nothing of c2 or c3
+    assert not store.find_messages(T, [("c2", "a1"), ("c3", "b1")])
+    with pytest.raises(ValueError, match="one write per conversation"):
+        store.write_many(T, [_write("c2", ["a1"]), _write("c2", ["a2"])])
+
+
+def test_a_stale_conversation_in_a_pass_does_not_hold_back_the_others(
+        store: SqlStore, keyword_filter) -> None:  # type: ignore[no-untyped-def]
+    """The ingestor writes a round's conversations together; when one of them went stale
+    it writes them one by one, so the others commit and the stale one is re-judged."""
+    ing = _ingestor(store, keyword_filter)
+    ing.ingest([_incoming("c1", "m1", "hello")])
+    real = store.write_many
+    calls = []
+
+    def once_stale(tenant, writes):  # type: ignore[no-untyped-def]
+        calls.append([w.conversation_id for w in writes])
+        if len(calls) == 1:  # another writer gets to c1 between our read and our write
+            store.write(tenant, _write("c1", ["x1"], version=1))
+        return real(tenant, writes)
+
+    store.write_many = once_stale  # type: ignore[method-assign]
+    out = ing.ingest([_incoming("c1", "m2", "still broken"), _incoming("c2", "n1", "hi"),
+                      _incoming("c3", "k1", "thanks")], batch=True)
+    assert [o.message.seq for o in out] == [3, 1, 1]  # m2 re-judged after x1
+    assert sorted(calls[0]) == ["c1", "c2", "c3"]
+    assert [m.message_id for m in store.transcript(T, "c1").messages] == ["m1", "x1", "m2"]
+
+
 def test_a_stale_version_or_a_stored_id_is_refused(store: SqlStore) -> None:
     store.write(T, _write("c1", ["m1"]))
     with pytest.raises(StaleStateError):  # judged against version 0, but it is 1 now
@@ -287,3 +343,40 @@ def test_only_masked_text_reaches_the_database(store: SqlStore, keyword_filter) 
 def test_ping_writes_a_heartbeat(store: SqlStore) -> None:
     store.ping()
     store.ping()
+
+
+def test_the_duplicate_check_does_not_grow_with_the_table(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``find_messages`` runs on every ingest pass; its SQLite plan must be index lookups,
+    not a scan of the tenant's messages (the row-value IN form was one: the soak's latency
+    rose 8x after ~36,000 messages). Counted in SQLite VM steps, not time: the work for the
+    same 8 keys must stay flat while the table grows 20x."""
+    from sqlalchemy import event
+
+    s = SqlStore(f"sqlite:///{tmp_path}/grow.db")
+    s.upgrade()
+    steps = [0]
+
+    def count(*_: object) -> int:
+        steps[0] += 1
+        return 0
+
+    @event.listens_for(s._engine, "before_cursor_execute")
+    def _progress(conn, *_):  # type: ignore[no-untyped-def]
+        conn.connection.dbapi_connection.set_progress_handler(count, 100)
+
+    def cost() -> int:
+        steps[0] = 0
+        s.find_messages(T, [(f"c{k}", f"m{k}-0") for k in range(8)])
+        return steps[0]
+
+    def fill(conversations: range) -> None:
+        s.write_many(T, [_write(f"c{k}", [f"m{k}-{j}" for j in range(10)])
+                         for k in conversations])
+
+    fill(range(0, 50))  # 500 messages
+    small = cost()
+    for lo in range(50, 1000, 50):  # 10,000 messages
+        fill(range(lo, lo + 50))
+    large = cost()
+    assert large <= 2 * small + 20, (small, large)
+    s.close()

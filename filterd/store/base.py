@@ -361,6 +361,11 @@ class Store(Protocol):
     def write(self, tenant: str, write: ConversationWrite) -> list[StoredMessage]:
         """Store messages, state and outbox rows in one transaction (see ConversationWrite)."""
 
+    def write_many(self, tenant: str, writes: Sequence[ConversationWrite]
+                   ) -> list[list[StoredMessage]]:
+        """Several conversations' writes (one each) in one transaction, all or nothing:
+        StaleStateError if any of them is stale or raced."""
+
     def transcript(self, tenant: str, conversation_id: str) -> Transcript:
         """One conversation, its messages in order; NotFoundError if unknown."""
 

@@ -24,7 +24,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, and_, delete, exists, false, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from filterd.store.base import AuditEntry, Erasure, Removed, pseudonym
@@ -53,6 +53,18 @@ def _expired(before: datetime, m: Any = messages) -> tuple[Any, ...]:
             or_(~pending, m.c.received_at < before - PENDING_GRACE))
 
 
+
+def _conversation_keys(keys: Sequence[tuple[str, str]]) -> ColumnElement[bool]:
+    """``(tenant, id) IN keys`` as one ``tenant = ? AND id IN (...)`` per tenant: SQLite
+    plans the row-value form as a scan of every conversation, this as primary-key lookups."""
+    by_tenant: dict[str, list[str]] = {}
+    for tenant, cid in keys:
+        by_tenant.setdefault(tenant, []).append(cid)
+    c = conversations.c
+    if not by_tenant:
+        return false()
+    return or_(*(and_(c.tenant == t, c.id.in_(ids)) for t, ids in sorted(by_tenant.items())))
+
 class PrivacyMixin:
     """Retention and erasure, on the host store's transactions."""
 
@@ -77,7 +89,7 @@ class PrivacyMixin:
     def _lock_conversations(conn: Connection, keys: Sequence[tuple[str, str]]) -> None:
         """Lock these conversation rows, in key order (so two batches cannot deadlock)."""
         c = conversations.c
-        conn.execute(select(c.tenant, c.id).where(tuple_(c.tenant, c.id).in_(list(keys)))
+        conn.execute(select(c.tenant, c.id).where(_conversation_keys(keys))
                      .order_by(c.tenant, c.id).with_for_update()).all()
 
     # ------------------------------------------------------------------ retention
@@ -96,7 +108,7 @@ class PrivacyMixin:
             removed = self._delete_messages(conn, [r.id for r in rows])
             has_messages = exists().where(m.tenant == c.tenant, m.conversation_id == c.id)
             gone = conn.execute(delete(conversations).where(
-                tuple_(c.tenant, c.id).in_(keys), ~has_messages)).rowcount
+                _conversation_keys(keys), ~has_messages)).rowcount
         return replace(removed, conversations=gone)
 
     def purge_audit(self, before: datetime, limit: int) -> int:

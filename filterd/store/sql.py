@@ -286,10 +286,14 @@ class SqlStore(AuditMixin, StatsMixin, KeysMixin, PrivacyMixin, EventsMixin):
         c = conversations.c
         try:
             with self._tx(write=True) as conn:
+                # Locks in one order (existing rows by id, then new rows by id), so two
+                # passes over the same conversations queue behind each other instead of
+                # deadlocking on PostgreSQL; a new row both insert is a unique violation
+                # for the second, which is then stale like any other race.
                 found = {r.id: r for r in conn.execute(
                     select(c.id, c.version, c.messages, c.queue, c.category)
                     .where(c.tenant == tenant, c.id.in_([w.conversation_id for w in writes]))
-                    .with_for_update())}
+                    .order_by(c.id).with_for_update())}
                 heads: list[tuple[int, str | None, str | None]] = []  # seq0, queue, category
                 fresh = []
                 for w in writes:
@@ -308,7 +312,7 @@ class SqlStore(AuditMixin, StatsMixin, KeysMixin, PrivacyMixin, EventsMixin):
                     else:
                         heads.append((row.messages, row.queue, row.category))
                 if fresh:
-                    conn.execute(insert(conversations), fresh)
+                    conn.execute(insert(conversations), sorted(fresh, key=lambda r: str(r["id"])))
                 rows = [self._message_row(tenant, w, n, m) for w, (seq0, _, _) in
                         zip(writes, heads, strict=True)
                         for n, m in enumerate(w.messages, seq0 + 1)]

@@ -34,7 +34,7 @@ import os
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +187,47 @@ def ratio(a: float, b: float) -> float:
     return round(a / b, 2) if b else 0.0
 
 
+_MEASURES = {"sustained_single": "sustained_single_msg_per_s",
+             "sustained_batch20": "sustained_batch20_msg_per_s",
+             "cpu_per_msg_single": "cpu_ms_per_msg_single",
+             "p50_at_200_single": "at200_single_p50_ms",
+             "p99_at_200_single": "at200_single_p99_ms"}
+
+
+def compare(configs: list[Config], summary: dict[str, dict[str, Any]]
+            ) -> dict[str, dict[str, float]]:
+    """Ratios against a baseline in the same run: each configuration against the same one
+    with a single thing changed back (micro-batching off, 1 worker, group commit off, 1
+    ONNX thread, this checkout's code), where that baseline was run too."""
+    out: dict[str, dict[str, float]] = {}
+
+    def add(label: str, cfg: Config, base: Config, measures: tuple[str, ...]) -> None:
+        a, b = summary.get(cfg.name), summary.get(base.name)
+        if a and b and cfg != base:
+            out[label] = {m: ratio(a[_MEASURES[m]], b[_MEASURES[m]]) for m in measures}
+
+    for c in configs:
+        if c.micro:
+            add(f"{c.name} / micro-batching off", c, replace(c, micro=False),
+                ("sustained_single", "sustained_batch20", "cpu_per_msg_single",
+                 "p99_at_200_single"))
+        if c.workers == 2:
+            add(f"{c.name} / 1 worker", c, replace(c, workers=1),
+                ("sustained_single", "sustained_batch20"))
+        if c.coalesce:
+            add(f"{c.name} / coalescing off", c, replace(c, coalesce=""),
+                ("sustained_single", "cpu_per_msg_single", "p50_at_200_single",
+                 "p99_at_200_single"))
+        if c.threads != 1:
+            add(f"{c.name} / 1 thread", c, replace(c, threads=1),
+                ("sustained_single", "p50_at_200_single"))
+        if c.code:
+            add(f"this checkout / {c.name}", replace(c, code=""), c,
+                ("sustained_single", "sustained_batch20", "cpu_per_msg_single",
+                 "p99_at_200_single"))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=10, help="per measured run")
@@ -218,53 +259,7 @@ def main() -> None:
             raw.setdefault(cfg.name, []).append(run_config(cfg, args, texts, f"r{rep}c{n}"))
     summary = {name: summarize(reps) for name, reps in raw.items()}
 
-    # Ratios against a baseline in the same run.
-    ratios: dict[str, dict[str, float]] = {}
-    for w in sorted({c.workers for c in configs}):
-        off = summary.get(Config(w, False).name)
-        on = summary.get(Config(w, True).name)
-        if off and on:
-            ratios[f"{w} worker(s): micro-batching on / off"] = {
-                "sustained_single": ratio(on["sustained_single_msg_per_s"],
-                                          off["sustained_single_msg_per_s"]),
-                "sustained_batch20": ratio(on["sustained_batch20_msg_per_s"],
-                                           off["sustained_batch20_msg_per_s"]),
-                "cpu_per_msg_single": ratio(on["cpu_ms_per_msg_single"],
-                                            off["cpu_ms_per_msg_single"]),
-                "p99_at_200_single": ratio(on["at200_single_p99_ms"],
-                                           off["at200_single_p99_ms"]),
-            }
-    for micro in (False, True):
-        one, two = summary.get(Config(1, micro).name), summary.get(Config(2, micro).name)
-        if one and two:
-            ratios[f"micro-batching {'on' if micro else 'off'}: 2 workers / 1"] = {
-                "sustained_single": ratio(two["sustained_single_msg_per_s"],
-                                          one["sustained_single_msg_per_s"]),
-                "sustained_batch20": ratio(two["sustained_batch20_msg_per_s"],
-                                           one["sustained_batch20_msg_per_s"]),
-            }
-    for c in configs:
-        base = summary.get(Config(c.workers, c.micro, c.threads).name)
-        if c.coalesce and base:
-            ratios[f"{c.name} / coalescing off"] = {
-                "sustained_single": ratio(summary[c.name]["sustained_single_msg_per_s"],
-                                          base["sustained_single_msg_per_s"]),
-                "cpu_per_msg_single": ratio(summary[c.name]["cpu_ms_per_msg_single"],
-                                            base["cpu_ms_per_msg_single"]),
-                "p50_at_200_single": ratio(summary[c.name]["at200_single_p50_ms"],
-                                           base["at200_single_p50_ms"]),
-                "p99_at_200_single": ratio(summary[c.name]["at200_single_p99_ms"],
-                                           base["at200_single_p99_ms"]),
-            }
-    for c in configs:
-        base = summary.get(Config(c.workers, c.micro).name)
-        if c.threads != 1 and not c.coalesce and base:
-            ratios[f"{c.name} / 1 thread"] = {
-                "sustained_single": ratio(summary[c.name]["sustained_single_msg_per_s"],
-                                          base["sustained_single_msg_per_s"]),
-                "p50_at_200_single": ratio(summary[c.name]["at200_single_p50_ms"],
-                                           base["at200_single_p50_ms"]),
-            }
+    ratios = compare(configs, summary)
 
     hdr = (f"{'configuration':<46}{'msg/s':>8}{'batch20':>9}{'cpu ms/msg':>11}"
            f"{'p50':>7}{'p95':>7}{'p99':>7}{'b20 p99':>9}{'RSS MB':>8}{'err':>5}")

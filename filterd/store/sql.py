@@ -284,6 +284,7 @@ class SqlStore(AuditMixin, StatsMixin, KeysMixin, PrivacyMixin, EventsMixin):
         if len({w.conversation_id for w in writes}) != len(writes):
             raise ValueError("write_many takes one write per conversation")
         c = conversations.c
+        nows = [max(m.received_at for m in w.messages) for w in writes]  # updated_at etc.
         try:
             with self._tx(write=True) as conn:
                 # Locks in one order (existing rows by id, then new rows by id), so two
@@ -296,12 +297,11 @@ class SqlStore(AuditMixin, StatsMixin, KeysMixin, PrivacyMixin, EventsMixin):
                     .order_by(c.id).with_for_update())}
                 heads: list[tuple[int, str | None, str | None]] = []  # seq0, queue, category
                 fresh = []
-                for w in writes:
+                for w, now in zip(writes, nows, strict=True):
                     row = found.get(w.conversation_id)
                     if row is None:
                         if w.expected_version != 0:
                             raise StaleStateError(f"conversation {w.conversation_id!r} vanished")
-                        now = max(m.received_at for m in w.messages)
                         fresh.append(dict(
                             tenant=tenant, id=w.conversation_id, channel=w.channel, messages=0,
                             customer_messages=0, frustration=0.0, strikes=0, version=0,
@@ -326,8 +326,8 @@ class SqlStore(AuditMixin, StatsMixin, KeysMixin, PrivacyMixin, EventsMixin):
                     escalated=bindparam("b_escalated"), queue=bindparam("b_queue"),
                     category=bindparam("b_category"), version=bindparam("b_version"),
                     updated_at=bindparam("b_updated_at")),
-                    [self._conversation_row(w, head) for w, head in
-                     zip(writes, heads, strict=True)])
+                    [self._conversation_row(w, head, now) for w, head, now in
+                     zip(writes, heads, nows, strict=True)])
                 pk_of = {(w.conversation_id, m.message_id): pk for (w, m), pk in zip(
                     ((w, m) for w in writes for m in w.messages), pks, strict=True)}
                 sealed = [dict(message_pk=pk_of[(w.conversation_id, m.message_id)],
@@ -337,9 +337,9 @@ class SqlStore(AuditMixin, StatsMixin, KeysMixin, PrivacyMixin, EventsMixin):
                     conn.execute(insert(message_originals), sealed)
                 due = [dict(message_pk=pk_of[(w.conversation_id, d.message_id)], kind=d.kind,
                             url=d.url, idempotency_key=d.idempotency_key, payload=d.payload,
-                            status="pending", attempts=0, next_attempt_at=self._now_of(w),
-                            created_at=self._now_of(w), updated_at=self._now_of(w))
-                       for w in writes for d in w.deliveries]
+                            status="pending", attempts=0, next_attempt_at=now,
+                            created_at=now, updated_at=now)
+                       for w, now in zip(writes, nows, strict=True) for d in w.deliveries]
                 if due:
                     conn.execute(insert(outbox), due)
         except IntegrityError as e:  # a message id or a new conversation raced us
@@ -357,10 +357,6 @@ class SqlStore(AuditMixin, StatsMixin, KeysMixin, PrivacyMixin, EventsMixin):
         return out
 
     @staticmethod
-    def _now_of(w: ConversationWrite) -> datetime:
-        return max(m.received_at for m in w.messages)
-
-    @staticmethod
     def _message_row(tenant: str, w: ConversationWrite, n: int, m: NewMessage
                      ) -> dict[str, Any]:
         v = m.verdict
@@ -373,8 +369,9 @@ class SqlStore(AuditMixin, StatsMixin, KeysMixin, PrivacyMixin, EventsMixin):
             verdict=v, state_after=m.state_after.as_dict(), meta=m.meta,
             sent_at=m.sent_at, received_at=m.received_at, hour=epoch_hour(m.received_at))
 
-    def _conversation_row(self, w: ConversationWrite,
-                          head: tuple[int, str | None, str | None]) -> dict[str, Any]:
+    @staticmethod
+    def _conversation_row(w: ConversationWrite, head: tuple[int, str | None, str | None],
+                          now: datetime) -> dict[str, Any]:
         """The conversation's new state: the queue and category of its last customer
         message (agent and bot messages leave them)."""
         seq0, queue, category = head
@@ -386,7 +383,7 @@ class SqlStore(AuditMixin, StatsMixin, KeysMixin, PrivacyMixin, EventsMixin):
                     b_customer_messages=st.customer_messages, b_frustration=st.frustration,
                     b_strikes=st.strikes, b_escalated=st.escalated, b_queue=queue,
                     b_category=category, b_version=w.expected_version + 1,
-                    b_updated_at=self._now_of(w))
+                    b_updated_at=now)
 
     def transcript(self, tenant: str, conversation_id: str) -> Transcript:
         c, m = conversations.c, messages.c

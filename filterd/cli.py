@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from filterd.errors import FilterdError, InputError
+from filterd.errors import ConfigError, FilterdError, InputError
 
 if TYPE_CHECKING:
     from filterd.store.sql import SqlStore
@@ -330,6 +330,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from filterd.classify import data
     from filterd.classify.train import TrainConfig, train
 
+    device = _train_device(args.device)
     if args.dataset:
         examples = data.load(Path(args.dataset))
     else:
@@ -338,11 +339,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         examples.extend(data.load_feedback(Path(fb)))
     config = TrainConfig(epochs=args.epochs, seed=args.seed, limit=args.limit,
                          batch_size=args.batch_size, lr=args.lr, num_layers=args.layers,
-                         threads=args.threads)
+                         threads=args.threads, device=device)
     meta = train(examples, Path(args.out), config)
     print(json.dumps({k: meta[k] for k in ("train_examples", "valid_examples", "valid_accuracy",
                                            "temperature", "train_seconds")}, indent=1))
     return 0
+
+
+def _train_device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: this torch sees no CUDA GPU (a CPU-only build, or "
+                          "no driver); train with --device cpu")
+    return name
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -487,14 +499,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dataset", help="a built dataset JSONL (skips the build)")
     t.add_argument("--feedback", action="append", help="feedback JSONL to add (repeatable)")
     t.add_argument("--out", default="runs/model")
-    t.add_argument("--epochs", type=float, default=2.0)
+    t.add_argument("--epochs", type=float, default=3.0)
     t.add_argument("--seed", type=int, default=13)
     t.add_argument("--scale", type=float, default=1.0)
     t.add_argument("--limit", type=int, default=None, help="train on N examples only")
     t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--lr", type=float, default=6e-5)
+    t.add_argument("--lr", type=float, default=1e-4)
     t.add_argument("--layers", type=int, default=None, help="keep the first N encoder layers")
     t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu",
+                   help="where to train (default cpu, the shipped model's; auto: a GPU if any)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="evaluate on held-out data against baselines")

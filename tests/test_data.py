@@ -46,6 +46,41 @@ def test_support_query_rule(text: str, category: str) -> None:
     assert sources._support_query(text, "banking77").category == category
 
 
+@pytest.mark.parametrize(
+    ("text", "violent"),
+    [
+        ("Repent for your sins or burn in the hellfire", True),
+        ("i want to \U0001F525\U0001F30F", True),  # fire emoji: drawn, not spelled
+        ("I would love to \U0001F52A some of them", True),  # knife emoji
+        ("they should all be deported", True),
+        ("all people are powerful", False),
+        ("my shell script keeps failing", False),  # "hell" only as a word
+        ("women deserve equal pay", False),
+    ],
+)
+def test_violence_rule(text: str, violent: bool) -> None:
+    """R4b: the hate sets' 'not hate' rows with violence do not teach `neutral`."""
+    assert rules.violent(text) is violent
+
+
+def test_violent_not_hate_rows_are_not_neutral(tmp_path: Path) -> None:
+    """HatemojiBuild calls 'burn in the hellfire' not hate (no protected group); R4b keeps it
+    out of `neutral`, while a calm rewrite and the hateful row keep their classes."""
+    d = tmp_path / "hatemoji/HatemojiBuild"
+    d.mkdir(parents=True)
+    head = "entry_id,text,type,target,round.base,round.set,set,split,label_gold\n"
+    rows = ["1,Repent for your sins or burn in the hellfire,none,['none'],5,5a,original,train,0",
+            "2,all \U0001F476\U0001F3FF people are powerful,none,['none'],5,5a,original,train,0",
+            "3,I want to \U0001F52A all of them,threateninglanguage,['bla'],5,5a,original,train,1"]
+    (d / "train.csv").write_text(head + "\n".join(rows) + "\n", encoding="utf-8")
+    for split in ("validation", "test"):
+        (d / f"{split}.csv").write_text(head, encoding="utf-8")
+    out = {e.text: e.category for e in sources.hatemoji(tmp_path, __import__("random").Random(0))}
+    assert "Repent for your sins or burn in the hellfire" not in out
+    assert out["all \U0001F476\U0001F3FF people are powerful"] == "neutral"
+    assert out["I want to \U0001F52A all of them"] == "abusive"
+
+
 def test_unknown_source_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="Unknown source"):
         data.build(tmp_path, sources=["nope"], progress=False)
@@ -102,6 +137,22 @@ def test_keep_splits_keeps_every_earlier_text_where_it_was(tmp_path: Path) -> No
     # without it the same change reshuffles: some earlier text changes split
     free = data.build(SHARED_DATA, seed=4, sources=["banking77", "goemotions", "team"], **kw)  # type: ignore[arg-type]
     assert any(was[data._key(e.text)] != e.split for e in free if data._key(e.text) in was)
+
+
+@needs_data
+def test_a_texts_split_depends_on_the_text_and_seed_only() -> None:
+    """Adding a source moves no other text between train and valid (same seed), and the
+    validation core (the v3 model's validation rows) is never trained on."""
+    kw = {"scale": 0.05, "progress": False}
+    small = data.build(SHARED_DATA, seed=3, sources=["banking77", "team"], **kw)  # type: ignore[arg-type]
+    big = data.build(SHARED_DATA, seed=3, sources=["goemotions", "banking77", "team"], **kw)  # type: ignore[arg-type]
+    was = {data._key(e.text): e.split for e in small}
+    common = [(was[data._key(e.text)], e.split) for e in big if data._key(e.text) in was]
+    assert len(common) > 50 and all(a == b for a, b in common)
+    core = data.valid_core()
+    assert len(core) > 2000
+    in_core = [e for e in big if data._key(e.text)[:16] in core]
+    assert in_core and {e.split for e in in_core} == {"valid"}
 
 
 def test_feedback_file_errors_name_the_line(tmp_path: Path) -> None:

@@ -59,3 +59,14 @@ def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
 
     with pytest.raises(ModelError, match="No model"):
         OnnxClassifier(tmp_path)
+
+
+def test_train_on_a_missing_gpu_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    from filterd.cli import main
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert main(["train", "--device", "cuda", "--dataset", "nope.jsonl"]) == 2
+    assert "--device cuda" in capsys.readouterr().err

@@ -52,13 +52,29 @@ def _key(text: str) -> str:
     return hashlib.sha1(re.sub(r"\W+", " ", text.lower()).strip().encode()).hexdigest()
 
 
+VALID_CORE = Path(__file__).parent / "valid_core.txt"
+
+
+def valid_core(path: Path = VALID_CORE) -> frozenset[str]:
+    """Key prefixes of the texts that stay in ``valid`` in every build (see the file)."""
+    return frozenset(
+        line.strip() for line in path.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    )
+
+
+def _hash_unit(seed: int, key: str) -> float:
+    """A number in [0, 1) fixed by the seed and the text alone."""
+    return int(hashlib.sha1(f"{seed}:{key}".encode()).hexdigest()[:12], 16) / 16**12
+
+
 def build(
     data_root: Path,
     *,
     seed: int = 13,
     sources: list[str] | None = None,
     holdout: tuple[str, ...] = HOLDOUT_SOURCES,
-    valid_fraction: float = 0.06,
+    valid_fraction: float = 0.03,
     scale: float = 1.0,
     progress: bool = True,
     keep_splits: Path | None = None,
@@ -66,7 +82,11 @@ def build(
     """Build the labelled set: every row cleaned, de-duplicated, capped and split.
 
     ``scale`` shrinks every cap (CI trains on a small slice with ``scale=0.02``).
-    Rows of ``holdout`` sources get ``split="holdout"``; others ``train`` or ``valid``.
+    Rows of ``holdout`` sources get ``split="holdout"``; others ``train`` or ``valid``:
+    ``valid`` when the text is in the validation core (``valid_core.txt``), else when a
+    hash of the seed and the text falls under ``valid_fraction``. A text's split therefore
+    depends on the text and the seed only: changing a source or a rule moves no other text
+    between train and valid.
     ``keep_splits``: an earlier build (a JSONL from ``save``); every text it holds keeps its
     split there, and only texts new to it are split at random. A model trained on that
     build has then seen none of this build's validation rows, so the two models can be
@@ -83,6 +103,7 @@ def build(
         raise DataError(f"Unknown source(s) {unknown}; choose from {sorted(SOURCES)}")
     seen: set[str] = set()
     out: list[Example] = []
+    core = valid_core()
     earlier: dict[str, str] = {}
     if keep_splits is not None:
         earlier = {_key(ex.text): ex.split for ex in load(keep_splits)}
@@ -119,10 +140,12 @@ def build(
             for ex in keep:
                 if name in holdout:
                     ex.split = "holdout"
-                elif k_split := earlier.get(_key(ex.text)):
+                elif k_split := earlier.get(key := _key(ex.text)):
                     ex.split = k_split if k_split != "holdout" else "valid"
+                elif key[:16] in core or _hash_unit(seed, key) < valid_fraction:
+                    ex.split = "valid"
                 else:
-                    ex.split = "valid" if rng.random() < valid_fraction else "train"
+                    ex.split = "train"
             out.extend(keep)
     return out
 

@@ -97,6 +97,26 @@ _UNSAFE_NEUTRAL_RE = re.compile(
 )
 
 
+# R4b: violence, spelled or drawn. The identity-hate sets label "hate against a group",
+# not "abuse": their harmless class holds threats and wishes of harm aimed elsewhere
+# ("burn in the hellfire", "i want to 🔥🌏", knife and gun emoji), which are not neutral
+# in TAXONOMY.md. Such rows are dropped from `neutral`, not relabelled.
+_VIOLENCE_RE = re.compile(
+    r"\b(?:kill\w*|murder\w*|shoot\w*|shot|stab\w*|burn\w*|hang(?:ed|ing)?|lynch\w*|"
+    r"die|dies|dead|death|beat(?:en|ing)? (?:up|the)|punch\w*|rap(?:e|ed|es|ing|ist)|"
+    r"exterminat\w*|genocide|slaughter\w*|bomb\w*|gas(?:sed)? (?:them|the|all)|"
+    r"wipe(?:d)? out|get rid of|deport\w*|hellfire|hell)\b"
+    r"|[\U0001F52A\U0001F52B\U0001F4A3\u2620\U0001F480\U0001F525\U0001FA93\u26B0"
+    r"\U0001F91C\U0001F44A\U0001F4A5\U0001F9E8\U0001F5E1\u2694]",
+    re.I,
+)
+
+
+def violent(text: str) -> bool:
+    """R4b: a violent word or emoji (used to keep such rows out of `neutral`)."""
+    return bool(_VIOLENCE_RE.search(text))
+
+
 def unsafe_for_neutral(text: str) -> bool:
     """R4: rows that may not teach 'neutral' (profanity, slurs, insults)."""
     return has_profanity(text) or bool(_UNSAFE_NEUTRAL_RE.search(text)) or bool(

@@ -220,14 +220,14 @@ def toxigen(root: Path, rng: random.Random) -> Iterator[Example]:
         if tox >= 4:
             yield Example(text, "abusive", "toxigen", {"identity_attack": 1, "self_harm": 0},
                           0.6 + (tox - 4) * 0.3)
-        elif tox <= 2 and not rules.unsafe_for_neutral(text):
+        elif tox <= 2 and not rules.unsafe_for_neutral(text) and not rules.violent(text):
             yield Example(text, "neutral", "toxigen", {"identity_attack": 0, "threat": 0,
                                                        "self_harm": 0, "sexual_harassment": 0},
                           0.1)
     for r in _read_csv(root / "toxigen_seeds/seed_statements.csv"):
         if r["label"] == "hate":
             yield Example(r["text"], "abusive", "toxigen", {"identity_attack": 1}, 0.8)
-        elif r["label"] == "neutral":
+        elif r["label"] == "neutral" and not rules.violent(r["text"]):
             yield Example(r["text"], "neutral", "toxigen", {"identity_attack": 0, "threat": 0},
                           0.05)
 
@@ -244,13 +244,14 @@ def edos(root: Path, rng: random.Random) -> Iterator[Example]:
                           {"identity_attack": 1, "threat": int(threat), "self_harm": 0},
                           0.85 if threat else 0.7)
         else:
-            if rules.unsafe_for_neutral(text) or vader(text) <= -0.4:
-                continue
+            if rules.unsafe_for_neutral(text) or rules.violent(text) or vader(text) <= -0.4:
+                continue  # R4, R4b
             yield Example(text, "neutral", "edos", _neutral_flags(), 0.05)
 
 
 def hatemoji(root: Path, rng: random.Random) -> Iterator[Example]:
     """Adversarial emoji hate with label-flipping rewrites (HatemojiBuild)."""
+    vader = _vader()
     for split in ("train", "validation", "test"):
         for r in _read_csv(root / f"hatemoji/HatemojiBuild/{split}.csv"):
             text = r["text"]
@@ -258,7 +259,8 @@ def hatemoji(root: Path, rng: random.Random) -> Iterator[Example]:
                 thr = r["type"] == "threateninglanguage"
                 yield Example(text, "abusive", "hatemoji",
                               {"identity_attack": 1, "threat": int(thr)}, 0.85 if thr else 0.7)
-            elif not rules.unsafe_for_neutral(text):
+            elif not (rules.unsafe_for_neutral(text) or rules.violent(text)
+                      or vader(text) <= -0.4):  # R4, R4b
                 yield Example(text, "neutral", "hatemoji", {"identity_attack": 0}, 0.1)
 
 

@@ -32,9 +32,9 @@ FORMAT_VERSION = 1
 
 @dataclass(frozen=True, slots=True)
 class TrainConfig:
-    epochs: float = 2.0
+    epochs: float = 3.0
     batch_size: int = 32
-    lr: float = 6e-5
+    lr: float = 1e-4
     weight_decay: float = 0.01
     warmup: float = 0.06
     max_len: int = 64
@@ -46,6 +46,7 @@ class TrainConfig:
     max_pos_weight: float = 15.0
     intensity_weight: float = 1.0
     limit: int | None = None  # train on the first N examples only (CI's tiny model)
+    device: str = "cpu"  # "cuda" trains on a GPU; the export always runs on the CPU
 
 
 class _Batches:
@@ -115,6 +116,7 @@ def predict_logits(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Raw logits from the torch model (used for temperature fitting and tests)."""
     model.eval()
+    device = next(model.parameters()).device
     ids = _tokenize(tokenizer, texts, max_len)
     order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
     cat = np.zeros((len(texts), len(CATEGORIES)), dtype=np.float32)
@@ -129,10 +131,10 @@ def predict_logits(
             for r, i in enumerate(b):
                 x[r, : len(ids[i])] = torch.tensor(ids[i])
                 m[r, : len(ids[i])] = 1
-            c, f, t = model(x, m)
-            cat[b] = c.numpy()
-            fl[b] = f.numpy()
-            it[b] = t.numpy()
+            c, f, t = model(x.to(device), m.to(device))
+            cat[b] = c.float().cpu().numpy()
+            fl[b] = f.float().cpu().numpy()
+            it[b] = t.float().cpu().numpy()
     return cat, fl, it
 
 
@@ -149,10 +151,14 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return round(best_t, 2)
 
 
-def train(
-    examples: list[Example], out_dir: Path, config: TrainConfig, progress: bool = True
-) -> dict[str, Any]:
-    """Train on ``split == "train"``, fit temperature on ``valid``, export to ``out_dir``."""
+def fit(
+    examples: list[Example], config: TrainConfig, progress: bool = True
+) -> tuple[FilterdModel, Any, dict[str, Any]]:
+    """Fine-tune on ``split == "train"``; fit the temperature on ``valid``.
+
+    Returns the trained model (on the CPU, in eval mode), its tokenizer and what was
+    measured. :func:`train` exports the result; experiments can score it directly.
+    """
     from transformers import AutoTokenizer
 
     random.seed(config.seed)
@@ -160,6 +166,9 @@ def train(
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
     rng = random.Random(config.seed)
+    device = torch.device(config.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available here")
 
     train_ex = [e for e in examples if e.split == "train"]
     valid_ex = [e for e in examples if e.split == "valid" and e.category is not None]
@@ -176,6 +185,7 @@ def train(
     if config.freeze_embeddings:
         embeddings: Any = model.encoder.embeddings
         embeddings.word_embeddings.weight.requires_grad_(False)
+    model.to(device)
 
     ids = _tokenize(tokenizer, [e.text for e in train_ex], config.max_len)
     counts = np.bincount([CATEGORIES.index(e.category) for e in train_ex if e.category],
@@ -192,11 +202,11 @@ def train(
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm)))
     )
-    ce = nn.CrossEntropyLoss(weight=class_w, reduction="none", ignore_index=-100)
+    ce = nn.CrossEntropyLoss(weight=class_w.to(device), reduction="none", ignore_index=-100)
     # Rare flags (self_harm, threat, sexual_harassment: tens to a few thousand positives
     # among ~40k labelled rows) need their positives weighted, or the heads learn "never".
     pos_weight = _flag_pos_weight(train_ex, config.max_pos_weight)
-    bce = nn.BCEWithLogitsLoss(reduction="none", pos_weight=pos_weight)
+    bce = nn.BCEWithLogitsLoss(reduction="none", pos_weight=pos_weight.to(device))
 
     model.train()
     step = 0
@@ -207,7 +217,7 @@ def train(
         for batch in _Batches([len(x) for x in ids], config.batch_size, rng).batches:
             if step >= total:
                 break
-            t = _tensors(train_ex, ids, batch)
+            t = {k: v.to(device) for k, v in _tensors(train_ex, ids, batch).items()}
             c, f, it = model(t["input_ids"], t["attention_mask"])
             w = t["weight"]
             loss_c = (ce(c, t["category"]) * w).sum() / w[t["category"] >= 0].sum().clamp(min=1)
@@ -238,6 +248,18 @@ def train(
         labels = np.array([CATEGORIES.index(str(e.category)) for e in valid_ex])
         temperature = fit_temperature(logits, labels)
         valid_acc = float((logits.argmax(1) == labels).mean())
+    model.to("cpu").eval()
+    stats = {"train_examples": len(train_ex), "valid_examples": len(valid_ex),
+             "valid_accuracy": valid_acc, "temperature": temperature,
+             "train_seconds": round(train_seconds, 1)}
+    return model, tokenizer, stats
+
+
+def train(
+    examples: list[Example], out_dir: Path, config: TrainConfig, progress: bool = True
+) -> dict[str, Any]:
+    """Train on ``split == "train"``, fit temperature on ``valid``, export to ``out_dir``."""
+    model, tokenizer, stats = fit(examples, config, progress)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     fp32 = out_dir / "model.fp32.onnx"
@@ -255,12 +277,12 @@ def train(
         "categories": list(CATEGORIES),
         "flags": list(MODEL_FLAGS),
         "max_len": config.max_len,
-        "temperature": temperature,
+        "temperature": stats["temperature"],
         "train_config": asdict(config),
-        "train_examples": len(train_ex),
-        "valid_examples": len(valid_ex),
-        "valid_accuracy": valid_acc,
-        "train_seconds": round(train_seconds, 1),
+        "train_examples": stats["train_examples"],
+        "valid_examples": stats["valid_examples"],
+        "valid_accuracy": stats["valid_accuracy"],
+        "train_seconds": stats["train_seconds"],
         "sha256": {
             "model.onnx": sha256(out_dir / "model.onnx"),
             "tokenizer.json": sha256(out_dir / "tokenizer.json"),

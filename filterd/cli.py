@@ -398,6 +398,36 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from filterd import calibrate
+    from filterd.config import load_settings
+    from filterd.pipeline import Filter
+
+    rows = calibrate.load_labelled(Path(args.labelled))
+    overrides: dict[str, object] = {"model_timeout_ms": 0}  # offline: no time budget
+    if args.model_dir:
+        overrides["model_dir"] = Path(args.model_dir)
+    if args.policy:
+        overrides["policy_file"] = Path(args.policy)
+    report = calibrate.calibrate(Filter(load_settings(**overrides)), rows,
+                                 min_abusive_precision=args.min_abusive_precision)
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+    before, after = report["held_out_before"], report["held_out_after"]
+    print(f"# {report['rows']['fit']} rows to fit, {report['rows']['held_out']} held out")
+    print(f"# held-out macro-F1 {before['macro_f1']} -> {after['macro_f1']} "
+          f"(accuracy {before['accuracy']} -> {after['accuracy']})")
+    for c, m in after["per_class"].items():
+        if m["support"]:
+            b = before["per_class"][c]
+            print(f"#   {c}: recall {b['recall']} -> {m['recall']}, "
+                  f"precision {b['precision']} -> {m['precision']}")
+    if report["abusive_note"]:
+        print(f"# note: {report['abusive_note']}")
+    print(calibrate.policy_snippet(report), end="")
+    return 0
+
+
 def _positive(value: str) -> int:
     n = int(value)
     if n < 1:
@@ -510,6 +540,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu",
                    help="where to train (default cpu, the shipped model's; auto: a GPU if any)")
     t.set_defaults(func=cmd_train)
+
+    cal = sub.add_parser(
+        "calibrate", help="fit the category thresholds to labelled messages of your own traffic")
+    cal.add_argument("labelled", help="JSONL of {\"text\": ..., \"category\": ...} rows")
+    cal.add_argument("--model-dir", help="model folder (default: the shipped model)")
+    cal.add_argument("--policy", help="the policy file to start from (default: the shipped one)")
+    cal.add_argument("--min-abusive-precision", type=float, default=0.85)
+    cal.add_argument("--out", help="write the full report (JSON) here")
+    cal.set_defaults(func=cmd_calibrate)
 
     e = sub.add_parser("eval", help="evaluate on held-out data against baselines")
     e.add_argument("--data", default=str(_default_data_dir()))

@@ -1,0 +1,189 @@
+"""``filterd calibrate``: fit the policy's two category thresholds to a deployment's traffic.
+
+How often customers complain differs between deployments (an airline's public mentions
+are two-thirds complaints; a bank's chat is mostly requests), and the model's
+probabilities carry the prevalence of its training set. An operator who has labelled a
+sample of their own messages can move the two thresholds that turn probabilities into
+categories:
+
+- ``thresholds.frustrated_ratio``: frustrated wins when P(frustrated) >= ratio x
+  P(neutral); chosen to maximise macro-F1 over the categories present;
+- ``thresholds.abusive``: the lowest P(abusive) threshold whose abusive precision reaches
+  ``min_abusive_precision`` (a wrong "abusive" costs a customer), when the sample has
+  enough abusive rows.
+
+Every candidate is judged by the real decision rules (:meth:`Filter.check_many` with a
+modified policy; model outputs are computed once and reused), not by a re-implementation.
+The labelled rows are split by a hash of the text: thresholds are chosen on one part and
+measured on the other, so the report's "held-out" numbers are not the fit's own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from filterd.errors import InputError, ModelError
+from filterd.pipeline import Filter
+from filterd.route.policy import Policy
+from filterd.types import CATEGORIES, ModelOutput
+
+RATIOS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2, 1.5,
+          2.0, 3.0)
+ABUSIVE = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
+MIN_ABUSIVE_ROWS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Labelled:
+    text: str
+    category: str
+
+
+def load_labelled(path: Path) -> list[Labelled]:
+    """JSONL rows ``{"text": ..., "category": "neutral" | "frustrated" | "abusive"}``."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path.name} line {n}: not JSON ({e.msg})") from None
+        if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+            raise InputError(f"{path.name} line {n}: needs a string 'text'")
+        if not obj["text"].strip():
+            raise InputError(f"{path.name} line {n}: 'text' is empty")
+        if obj.get("category") not in CATEGORIES:
+            raise InputError(f"{path.name} line {n}: 'category' must be one of "
+                             f"{', '.join(CATEGORIES)}, got {obj.get('category')!r}")
+        rows.append(Labelled(obj["text"], obj["category"]))
+    if len(rows) < 20:
+        raise InputError(f"{path.name}: {len(rows)} labelled rows; calibration needs at least 20")
+    if len({r.category for r in rows}) < 2:
+        raise InputError(f"{path.name}: every row has the same category; nothing to calibrate")
+    return rows
+
+
+def _fit_part(text: str) -> bool:
+    return int(hashlib.sha1(text.encode("utf-8")).hexdigest()[:8], 16) % 2 == 0
+
+
+class _Memo:
+    """The model's outputs, computed once per text and replayed for every candidate."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.cache: dict[str, ModelOutput] = {}
+
+    def predict(self, texts: Sequence[str]) -> list[ModelOutput]:
+        todo = [t for t in dict.fromkeys(texts) if t not in self.cache]
+        if todo:
+            self.cache.update(zip(todo, self.inner.predict(todo), strict=True))
+        return [self.cache[t] for t in texts]
+
+
+def metrics(gold: Sequence[str], pred: Sequence[str]) -> dict[str, Any]:
+    """Per-class precision/recall/F1 and macro-F1 over the classes present in ``gold``."""
+    present = [c for c in CATEGORIES if c in gold]
+    per: dict[str, dict[str, float]] = {}
+    for c in CATEGORIES:
+        tp = sum(g == c and p == c for g, p in zip(gold, pred, strict=True))
+        n_pred = sum(p == c for p in pred)
+        n_gold = sum(g == c for g in gold)
+        prec = tp / n_pred if n_pred else 0.0
+        rec = tp / n_gold if n_gold else 0.0
+        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+        per[c] = {"precision": round(prec, 4), "recall": round(rec, 4), "f1": round(f1, 4),
+                  "support": n_gold}
+    macro = sum(per[c]["f1"] for c in present) / len(present)
+    acc = sum(g == p for g, p in zip(gold, pred, strict=True)) / len(gold)
+    return {"macro_f1": round(macro, 4), "accuracy": round(acc, 4), "per_class": per}
+
+
+def _with(policy: Policy, **thresholds: float) -> Policy:
+    return policy.model_copy(update={
+        "thresholds": policy.thresholds.model_copy(update=thresholds)})
+
+
+def calibrate(
+    flt: Filter, rows: Sequence[Labelled], min_abusive_precision: float = 0.85
+) -> dict[str, Any]:
+    """Choose the thresholds on the fit part; report both parts before and after."""
+    base = flt.policy
+    memo = _Memo(flt.classifier)
+    flt.classifier = memo
+    try:
+        def predict(policy: Policy, part: Sequence[Labelled]) -> list[str]:
+            flt.policy = policy
+            out: list[str] = []
+            for i in range(0, len(part), 64):
+                verdicts = flt.check_many([r.text for r in part[i : i + 64]])
+                if any(v.degraded for v in verdicts):
+                    raise ModelError("the model did not answer (verdicts degraded to the "
+                                     "detectors); calibration needs the model's scores")
+                out.extend(v.category for v in verdicts)
+            return out
+
+        fit = [r for r in rows if _fit_part(r.text)]
+        held = [r for r in rows if not _fit_part(r.text)]
+        if len(fit) < 10 or len(held) < 10:
+            raise InputError("too few rows on one side of the fit/check split; add more rows")
+        gold_fit = [r.category for r in fit]
+
+        ratio_scores = {r: metrics(gold_fit, predict(_with(base, frustrated_ratio=r), fit))
+                        ["macro_f1"] for r in RATIOS}
+        # The best ratio; ties go to the one nearest 1.0 (the plain argmax).
+        ratio = max(RATIOS, key=lambda r: (ratio_scores[r], -abs(r - 1.0)))
+        chosen = _with(base, frustrated_ratio=ratio)
+
+        abusive_note = None
+        n_abusive = gold_fit.count("abusive")
+        curve = []
+        if n_abusive >= MIN_ABUSIVE_ROWS:
+            for t in ABUSIVE:
+                m = metrics(gold_fit, predict(_with(chosen, abusive=t), fit))["per_class"]
+                curve.append({"threshold": t, **{k: m["abusive"][k]
+                                                 for k in ("precision", "recall")}})
+            ok = [c for c in curve if c["precision"] >= min_abusive_precision]
+            if ok:
+                chosen = _with(chosen, abusive=min(ok, key=lambda c: c["threshold"])["threshold"])
+            else:
+                abusive_note = (f"no threshold reaches abusive precision "
+                                f"{min_abusive_precision} on the fit part; left as it was")
+        else:
+            abusive_note = (f"{n_abusive} abusive rows in the fit part (< {MIN_ABUSIVE_ROWS}); "
+                            "abusive threshold left as it was")
+
+        report: dict[str, Any] = {
+            "rows": {"fit": len(fit), "held_out": len(held)},
+            "thresholds_before": {"frustrated_ratio": base.thresholds.frustrated_ratio,
+                                  "abusive": base.thresholds.abusive},
+            "thresholds_after": {"frustrated_ratio": chosen.thresholds.frustrated_ratio,
+                                 "abusive": chosen.thresholds.abusive},
+            "ratio_search_fit_macro_f1": {str(r): s for r, s in ratio_scores.items()},
+            "abusive_curve_fit": curve,
+            "abusive_note": abusive_note,
+        }
+        for name, part in (("fit", fit), ("held_out", held)):
+            gold = [r.category for r in part]
+            report[f"{name}_before"] = metrics(gold, predict(base, part))
+            report[f"{name}_after"] = metrics(gold, predict(chosen, part))
+        return report
+    finally:
+        flt.policy = base
+        flt.classifier = memo.inner
+
+
+def policy_snippet(report: dict[str, Any]) -> str:
+    """The lines to put in a policy file (``FILTERD_POLICY_FILE``)."""
+    after = report["thresholds_after"]
+    return ("thresholds:\n"
+            f"  frustrated_ratio: {after['frustrated_ratio']}\n"
+            f"  abusive: {after['abusive']}\n")

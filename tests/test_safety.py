@@ -54,7 +54,7 @@ def _alarm_rate(verdicts) -> tuple[float, list[object]]:  # type: ignore[no-unty
 
 
 @pytest.mark.xfail(strict=True, reason="target not met: shipped model raises a safety flag on "
-                   "0.138 (8 of 58) of hard negatives (idioms such as 'shoot me an email'); "
+                   "0.138 (8 of 58) of hard negatives (\"I'm done. Cancel it.\"); "
                    "model card")
 def test_hard_negatives_raise_few_alarms(verdicts) -> None:  # type: ignore[no-untyped-def]
     rate, alarms = _alarm_rate(verdicts)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -84,6 +85,9 @@ class Normalized:
     ends: Sequence[int]
     source_len: int
     collapsed_runs: bool = False  # a 3+ run was shortened; see Lexicon.find for why it matters
+    # Runs of separated single glyphs ("b i t c h", "f.u.c.k") joined into one folded word,
+    # as [start, end) in the folded text; Lexicon.find segments them ("a b i t c h").
+    spaced: tuple[tuple[int, int], ...] = ()
 
     def to_original(self, start: int, end: int) -> tuple[int, int]:
         """Map the folded span ``[start, end)`` to the original span it covers."""
@@ -137,29 +141,32 @@ def _fold_chars(text: str) -> tuple[str, Sequence[int], Sequence[int]]:
 
 def _collapse_separators(
     text: str, starts: Sequence[int], ends: Sequence[int]
-) -> tuple[str, Sequence[int], Sequence[int]]:
+) -> tuple[str, Sequence[int], Sequence[int], list[tuple[int, int]]]:
+    """Join separated single glyphs; also return each joined run's original span."""
     matches = list(_COLLAPSE.finditer(text))
     if not matches:
-        return text, starts, ends
+        return text, starts, ends, []
     out: list[str] = []
     new_starts: list[int] = []
     new_ends: list[int] = []
+    runs: list[tuple[int, int]] = []
     pos = 0
     for m in matches:
         a, b = m.span()
         out.append(text[pos:a])
         new_starts.extend(starts[pos:a])
         new_ends.extend(ends[pos:a])
-        for i in range(a, b):
-            if text[i] in _GLYPH_SET:
-                out.append(text[i])
-                new_starts.append(starts[i])
-                new_ends.append(ends[i])
+        glyphs = [i for i in range(a, b) if text[i] in _GLYPH_SET]
+        for i in glyphs:
+            out.append(text[i])
+            new_starts.append(starts[i])
+            new_ends.append(ends[i])
+        runs.append((starts[glyphs[0]], ends[glyphs[-1]]))
         pos = b
     out.append(text[pos:])
     new_starts.extend(starts[pos:])
     new_ends.extend(ends[pos:])
-    return "".join(out), new_starts, new_ends
+    return "".join(out), new_starts, new_ends, runs
 
 
 def _leet_token(m: re.Match[str]) -> str:
@@ -208,13 +215,16 @@ def normalize(text: str, *, max_repeat: int = 1, squeeze: bool = False) -> Norma
     if max_repeat not in (1, 2):
         raise InputError(f"max_repeat has value {max_repeat!r}; use 1 or 2.")
     folded, starts, ends = _fold_chars(text)
-    folded, starts, ends = _collapse_separators(folded, starts, ends)
+    folded, starts, ends, joined = _collapse_separators(folded, starts, ends)
     folded = _LEET_TOKEN.sub(_leet_token, folded)  # one char for one char: offsets unchanged
     keep = 1 if squeeze else max_repeat
     folded, starts, ends, runs = _collapse_runs(folded, starts, ends, keep, squeeze)
     if not isinstance(starts, range):
         starts, ends = tuple(starts), tuple(ends)
-    return Normalized(folded, starts, ends, len(text), runs)
+    spaced = tuple(
+        (bisect_left(starts, o_start), bisect_left(starts, o_end)) for o_start, o_end in joined
+    )
+    return Normalized(folded, starts, ends, len(text), runs, spaced)
 
 
 # --- clean_for_model -------------------------------------------------------------------------

@@ -30,6 +30,11 @@ OBFUSCATED = [
     ("well f.u.c.k that", "f.u.c.k", "profanity"),  # dotted
     ("s h i t happens", "s h i t", "profanity"),  # spaced
     ("f-u-c-k this", "f-u-c-k", "profanity"),  # hyphenated
+    ("what a b i t c h", "b i t c h", "profanity"),  # spaced, after the word "a"
+    ("look at ur avi u f a g", "f a g", "identity_attack"),  # spaced, after "u"
+    ("s h i t i said", "s h i t", "profanity"),  # spaced, before "i"
+    ("you f u c k i n g m o r o n", "m o r o n", "insult"),  # two spaced words touching
+    ("you f u c k i n g m o r o n", "f u c k i n g", "profanity"),
     ("f*u*c*k this", "f*u*c*k", "profanity"),  # starred
     ("fuuuuck!", "fuuuuck", "profanity"),  # repeated letters
     ("shiiiiit", "shiiiiit", "profanity"),  # repeated vowel
@@ -89,6 +94,10 @@ SCUNTHORPE = [
     "shell",  # "hell"
     "peacock",  # "cock"
     "pass the glass",  # "ass"
+    "please a s s e s s it",  # spaced: "a" + "ssess" is no split into words
+    "c l a s s act",  # spaced "class"
+    "a t i t l e",  # spaced "a title": "tit" + "le" is no split
+    "U S A",  # spaced letters that are no word
 ]
 
 

@@ -178,6 +178,8 @@ class Lexicon:
         allowed: list[tuple[int, int]] = []
         folded = normalize(text)
         self._match(folded, hits, allowed)
+        if folded.spaced:
+            self._match_spaced(folded, hits, allowed)
         if folded.collapsed_runs:
             # "asssss" folds to "as" with runs cut to one letter; cut to two it is "ass".
             self._match(normalize(text, max_repeat=2), hits, allowed)
@@ -215,6 +217,61 @@ class Lexicon:
             if old is None or _RANK[kind] > _RANK[old]:
                 hits[span] = kind
 
+    def _match_spaced(
+        self,
+        folded: Normalized,
+        hits: dict[tuple[int, int], str],
+        allowed: list[tuple[int, int]],
+    ) -> None:
+        """Spaced-out words that share their run with a neighbour: "a b i t c h", "u f a g",
+        "f u c k i n g m o r o n". The run joins into one folded word ("abitch"), which the
+        whole-word match misses. Here a run counts only if all of it splits into lexicon
+        words and the one-letter words "a", "i", "u"; so spaced "a s s e s s" or
+        "c l a s s" (no such split) stay untouched."""
+        t = folded.text
+        for start, end in folded.spaced:
+            run = t[start:end]
+            if len(run) > _MAX_SPACED_RUN or (start, end) in hits:
+                continue
+            pieces = self._split_run(run)
+            if pieces is None:
+                continue
+            for a, b, kind in pieces:
+                span = folded.to_original(start + a, start + b)
+                if kind == _ALLOW:
+                    allowed.append(span)
+                    continue
+                old = hits.get(span)
+                if old is None or _RANK[kind] > _RANK[old]:
+                    hits[span] = kind
+
+    def _split_run(self, run: str) -> list[tuple[int, int, str]] | None:
+        """The split of ``run`` into lexicon keys and fillers with the fewest fillers, as
+        (start, end, kind) of its lexicon pieces; None when there is no split or no piece."""
+        n = len(run)
+        # best[i]: (fillers used, pieces) for the prefix run[:i]
+        best: list[tuple[int, list[tuple[int, int, str]]] | None] = [None] * (n + 1)
+        best[0] = (0, [])
+        for i in range(n):
+            here = best[i]
+            if here is None:
+                continue
+            if run[i] in _FILLERS:
+                prev = best[i + 1]
+                if prev is None or here[0] + 1 < prev[0]:
+                    best[i + 1] = (here[0] + 1, here[1])
+            for j in range(i + 2, min(n, i + _MAX_KEY) + 1):
+                entry = self._automaton.get(run[i:j], None)
+                if entry is None:
+                    continue
+                prev = best[j]
+                if prev is None or here[0] < prev[0]:
+                    best[j] = (here[0], [*here[1], (i, j, entry[1])])
+        final = best[n]
+        if final is None or not any(kind != _ALLOW for _, _, kind in final[1]):
+            return None
+        return final[1]
+
     def _match_squeezed(
         self,
         folded: Normalized,
@@ -240,6 +297,12 @@ class Lexicon:
                 old = hits.get(span)
                 if old is None or _RANK[kind] > _RANK[old]:
                     hits[span] = kind
+
+
+# One-letter words a spaced-out run may share with a lexicon word ("a b i t c h", "u f a g").
+_FILLERS = frozenset("aiu")
+_MAX_SPACED_RUN = 200  # longer runs of single letters are not words; skip the split
+_MAX_KEY = 40
 
 
 def _squeeze(key: str) -> tuple[str, tuple[int, ...]]:

@@ -209,13 +209,7 @@ class Lexicon:
             # Whole words only: "ass" in "class", "cum" in "document", "hell" in "hello".
             if (first and t[first - 1].isalnum()) or (last + 1 < n and t[last + 1].isalnum()):
                 continue
-            span = folded.to_original(first, last + 1)
-            if kind == _ALLOW:
-                allowed.append(span)
-                continue
-            old = hits.get(span)
-            if old is None or _RANK[kind] > _RANK[old]:
-                hits[span] = kind
+            _record(hits, allowed, folded.to_original(first, last + 1), kind)
 
     def _match_spaced(
         self,
@@ -237,13 +231,7 @@ class Lexicon:
             if pieces is None:
                 continue
             for a, b, kind in pieces:
-                span = folded.to_original(start + a, start + b)
-                if kind == _ALLOW:
-                    allowed.append(span)
-                    continue
-                old = hits.get(span)
-                if old is None or _RANK[kind] > _RANK[old]:
-                    hits[span] = kind
+                _record(hits, allowed, folded.to_original(start + a, start + b), kind)
 
     def _split_run(self, run: str) -> list[tuple[int, int, str]] | None:
         """The split of ``run`` into lexicon keys and fillers with the fewest fillers, as
@@ -291,12 +279,21 @@ class Lexicon:
             for kind, doubles in readings:
                 if any(folded.ends[first + k] - folded.offsets[first + k] < 2 for k in doubles):
                     continue
-                if kind == _ALLOW:
-                    allowed.append(span)
-                    continue
-                old = hits.get(span)
-                if old is None or _RANK[kind] > _RANK[old]:
-                    hits[span] = kind
+                _record(hits, allowed, span, kind)
+
+
+def _record(
+    hits: dict[tuple[int, int], str], allowed: list[tuple[int, int]], span: tuple[int, int],
+    kind: str,
+) -> None:
+    """Note one match: an allowed phrase hides what lies inside it; for a hit, the
+    highest-ranked kind of the span wins."""
+    if kind == _ALLOW:
+        allowed.append(span)
+        return
+    old = hits.get(span)
+    if old is None or _RANK[kind] > _RANK[old]:
+        hits[span] = kind
 
 
 # One-letter words a spaced-out run may share with a lexicon word ("a b i t c h", "u f a g").

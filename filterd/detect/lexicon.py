@@ -225,7 +225,8 @@ class Lexicon:
         t = folded.text
         for start, end in folded.spaced:
             run = t[start:end]
-            if len(run) > _MAX_SPACED_RUN or (start, end) in hits:
+            # A run the whole-word pass matched already (plain "s h i t") needs no split.
+            if len(run) > _MAX_SPACED_RUN or folded.to_original(start, end) in hits:
                 continue
             pieces = self._split_run(run)
             if pieces is None:

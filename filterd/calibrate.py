@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from filterd.classify.evaluate import metrics
 from filterd.errors import InputError, ModelError
 from filterd.pipeline import Filter
 from filterd.route.policy import Policy
@@ -87,24 +88,6 @@ class _Memo:
         if todo:
             self.cache.update(zip(todo, self.inner.predict(todo), strict=True))
         return [self.cache[t] for t in texts]
-
-
-def metrics(gold: Sequence[str], pred: Sequence[str]) -> dict[str, Any]:
-    """Per-class precision/recall/F1 and macro-F1 over the classes present in ``gold``."""
-    present = [c for c in CATEGORIES if c in gold]
-    per: dict[str, dict[str, float]] = {}
-    for c in CATEGORIES:
-        tp = sum(g == c and p == c for g, p in zip(gold, pred, strict=True))
-        n_pred = sum(p == c for p in pred)
-        n_gold = sum(g == c for g in gold)
-        prec = tp / n_pred if n_pred else 0.0
-        rec = tp / n_gold if n_gold else 0.0
-        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
-        per[c] = {"precision": round(prec, 4), "recall": round(rec, 4), "f1": round(f1, 4),
-                  "support": n_gold}
-    macro = sum(per[c]["f1"] for c in present) / len(present)
-    acc = sum(g == p for g, p in zip(gold, pred, strict=True)) / len(gold)
-    return {"macro_f1": round(macro, 4), "accuracy": round(acc, 4), "per_class": per}
 
 
 def _with(policy: Policy, **thresholds: float) -> Policy:

@@ -88,9 +88,9 @@ def build(
     depends on the text and the seed only: changing a source or a rule moves no other text
     between train and valid.
     ``keep_splits``: an earlier build (a JSONL from ``save``); every text it holds keeps its
-    split there, and only texts new to it are split at random. A model trained on that
-    build has then seen none of this build's validation rows, so the two models can be
-    compared on them (without it, any change to a source reshuffles every split).
+    split there, and only texts new to it are split by the rule above. Needed to compare
+    with a model whose build split differently (another seed, or a build from before
+    the hash split): that model has then seen none of this build's validation rows.
     """
     from filterd.classify.sources import CAPS, DEFAULT_CAP, SOURCES
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from filterd.classify.evaluate import metrics
-from filterd.errors import InputError, ModelError
+from filterd.classify.evaluate import filterd_predictor, metrics
+from filterd.errors import InputError
 from filterd.pipeline import Filter
 from filterd.route.policy import Policy
 from filterd.types import CATEGORIES, ModelOutput
@@ -103,16 +103,11 @@ def calibrate(
     memo = _Memo(flt.classifier)
     flt.classifier = memo
     try:
+        categories = filterd_predictor(flt)
+
         def predict(policy: Policy, part: Sequence[Labelled]) -> list[str]:
             flt.policy = policy
-            out: list[str] = []
-            for i in range(0, len(part), 64):
-                verdicts = flt.check_many([r.text for r in part[i : i + 64]])
-                if any(v.degraded for v in verdicts):
-                    raise ModelError("the model did not answer (verdicts degraded to the "
-                                     "detectors); calibration needs the model's scores")
-                out.extend(v.category for v in verdicts)
-            return out
+            return [c for c, _ in categories([r.text for r in part])]
 
         fit = [r for r in rows if _fit_part(r.text)]
         held = [r for r in rows if not _fit_part(r.text)]

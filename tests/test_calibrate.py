@@ -112,3 +112,14 @@ def test_bad_label_files_are_clear_errors(tmp_path: Path, lines: list[str], mess
     p.write_text("\n".join(lines) + "\n")
     with pytest.raises(InputError, match=message):
         calibrate.load_labelled(p)
+
+
+def test_a_model_that_does_not_answer_is_refused_not_calibrated() -> None:
+    from filterd.classify.fake import FailingClassifier
+    from filterd.errors import ModelError
+
+    flt = Filter(load_settings(model_timeout_ms=0), classifier=FailingClassifier())
+    before = flt.policy
+    with pytest.raises(ModelError, match="degraded to the detectors"):
+        calibrate.calibrate(flt, _rows())
+    assert flt.policy is before  # the caller's policy is put back

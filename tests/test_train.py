@@ -70,3 +70,19 @@ def test_train_on_a_missing_gpu_is_a_clear_error(capsys: pytest.CaptureFixture[s
         pytest.skip("this machine has a GPU")
     assert main(["train", "--device", "cuda", "--dataset", "nope.jsonl"]) == 2
     assert "--device cuda" in capsys.readouterr().err
+
+
+def test_the_evaluator_refuses_verdicts_degraded_to_the_detectors() -> None:
+    """Figures from a failed model would be the detectors' reported as the model's."""
+    from filterd.classify.evaluate import filterd_predictor
+    from filterd.classify.fake import FailingClassifier, KeywordClassifier
+    from filterd.config import load_settings
+    from filterd.errors import ModelError
+    from filterd.pipeline import Filter
+
+    settings = load_settings(model_timeout_ms=0)
+    ok = filterd_predictor(Filter(settings, classifier=KeywordClassifier()))
+    assert [c for c, _ in ok(["thanks, all sorted", "you idiot"])] == ["neutral", "abusive"]
+    failing = filterd_predictor(Filter(settings, classifier=FailingClassifier()))
+    with pytest.raises(ModelError, match="degraded to the detectors"):
+        failing(["thanks, all sorted"])

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from filterd.errors import ModelError
 from filterd.types import CATEGORIES
 
 Predictor = Callable[[Sequence[str]], list[tuple[str, float]]]  # -> (category, P(category))
@@ -126,14 +127,21 @@ BASELINES: dict[str, Predictor] = {
 
 
 def filterd_predictor(filter_: Any, batch: int = 64) -> Predictor:
-    """The full verdict's category (model + detectors + decision rules)."""
+    """The full verdict's category (model + detectors + decision rules).
+
+    A verdict the pipeline degraded to the detectors (the model failed or its circuit is
+    open) raises :class:`~filterd.errors.ModelError`: its figures would be the detectors'
+    reported as the model's."""
 
     def predict(texts: Sequence[str]) -> list[tuple[str, float]]:
         out: list[tuple[str, float]] = []
         for i in range(0, len(texts), batch):
             chunk = [t if t.strip() else "." for t in texts[i : i + batch]]
-            for v in filter_.check_many(chunk):
-                out.append((v.category, v.scores[v.category]))
+            verdicts = filter_.check_many(chunk)
+            if any(v.degraded for v in verdicts):
+                raise ModelError("the model did not answer (verdicts degraded to the "
+                                 "detectors); scoring needs the model's outputs")
+            out.extend((v.category, v.scores[v.category]) for v in verdicts)
         return out
 
     return predict

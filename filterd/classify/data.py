@@ -86,7 +86,8 @@ def build(
     ``valid`` when the text is in the validation core (``valid_core.txt``), else when a
     hash of the seed and the text falls under ``valid_fraction``. A text's split therefore
     depends on the text and the seed only: changing a source or a rule moves no other text
-    between train and valid.
+    between train and valid. Caps keep the rows of smallest hash, and every source has its
+    own random generator, so such a change leaves the other rows of the build as they were.
     ``keep_splits``: an earlier build (a JSONL from ``save``); every text it holds keeps its
     split there, and only texts new to it are split by the rule above. Needed to compare
     with a model whose build split differently (another seed, or a build from before
@@ -96,7 +97,6 @@ def build(
 
     if not data_root.is_dir():
         raise DataError(f"Data folder {data_root} does not exist; pass --data PATH to it.")
-    rng = random.Random(seed)
     names = sources or list(SOURCES)
     unknown = sorted(set(names) - set(SOURCES))
     if unknown:
@@ -118,7 +118,9 @@ def build(
 
     for name in tqdm(names, desc="sources", disable=not progress):
         rows: dict[str, list[Example]] = defaultdict(list)
-        for ex in SOURCES[name](data_root, rng):
+        # Each source draws from its own generator, so a change to one source cannot
+        # change what another one samples.
+        for ex in SOURCES[name](data_root, random.Random(f"{seed}:{name}")):
             ex.text = html.unescape(ex.text).strip()
             # The model reads what serving gives it: PII as placeholders, channel
             # artifacts neutralised.
@@ -132,7 +134,10 @@ def build(
             seen.add(k)
             rows[ex.category or "none"].append(ex)
         for cat, exs in rows.items():
-            rng.shuffle(exs)
+            # A cap keeps the rows with the smallest hash of seed and text: a rule that
+            # adds or drops a few rows changes the kept rows by those few (a shuffle
+            # would redraw the whole sample).
+            exs.sort(key=lambda ex: _hash_unit(seed, "cap:" + _key(ex.text)))
             cap = CAPS.get((name, cat), DEFAULT_CAP)
             if name in holdout:
                 cap = max(cap, 4000)

@@ -33,6 +33,30 @@ def test_aimed_abuse_rule(text: str, aimed: bool) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "threat", "abuse"),
+    [
+        ("I'll kill you.", True, True),  # R6 threat at a person
+        ("kill 'em all", True, True),
+        ("makes me want to slap her", True, True),
+        ("Just piss off", False, True),  # R6 dismissive imperative
+        ("Shut up, nobody asked", False, True),
+        ("You are disgusting.", False, True),  # R6 "you are <verdict>"
+        ("you're still being childish", False, True),
+        ("Imagine being that much of a useless parasite", False, True),  # R1 word
+        ("I'd kill for a coffee right now", False, False),  # idiom, no person hit
+        ("my mum will kill me when she sees the bill", False, False),
+        ("Shut up and take my money!", False, False),  # the meme, not a rebuke
+        ("I wish they would shut up about it", False, False),
+        ("this app is disgusting, crashed again", False, False),
+    ],
+)
+def test_person_abuse_rule(text: str, threat: bool, abuse: bool) -> None:
+    """R6: threats, dismissals and character verdicts that R1/R2's word lists miss."""
+    assert rules.threat_at_person(text) is threat
+    assert rules.is_person_abuse(text) is abuse
+
+
+@pytest.mark.parametrize(
     ("text", "category"),
     [
         ("I am still waiting on my card", "frustrated"),  # R5 complaint cue

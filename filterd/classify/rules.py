@@ -15,6 +15,9 @@ Rules (also in models/MODEL_CARD.md):
 - R4 a "neutral" row that is clearly negative (VADER compound <= -0.4) or that
   contains profanity is dropped, not relabelled: such rows are too ambiguous to
   teach "neutral".
+- R6 (sources whose "you" is a person: GoEmotions, Davidson): a threat of violence at a
+  person -> abusive with flag ``threat``; a dismissive imperative ("piss off", "go to
+  hell", "shut up") or "you are <character verdict>" -> abusive with flag ``insult``.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ _INSULT_WORDS = (
     r"jerks?|scum(?:bags?)?|bitch(?:es)?|bastards?|ass ?holes?|a-holes?|dickheads?|dicks?|"
     r"cunts?|twats?|pricks?|wankers?|tossers?|douche(?:bags?)?|clowns?|pigs?|whores?|sluts?|"
     r"hoes?|incompetent|useless|pathetic|brain ?dead|halfwits?|numbskulls?|dimwits?|"
-    r"fags?|faggots?|ni?gg(?:er|a)s?|trash|garbage|worthless|ugly|fat"
+    r"fags?|faggots?|ni?gg(?:er|a)s?|trash|garbage|worthless|ugly|fat|parasites?|hypocrites?|"
+    r"feminazis?"
 )
 INSULT_RE = re.compile(rf"\b(?:{_INSULT_WORDS})\b", re.IGNORECASE)
 
@@ -82,6 +86,40 @@ def insult_hits(text: str) -> list[str]:
 def is_aimed_abuse(text: str) -> bool:
     """R1 + R2: does the text insult a person or aim profanity at one?"""
     return bool(insult_hits(text)) or bool(_AIMED_PROFANITY_RE.search(text))
+
+
+# R6: abuse that R1/R2's word lists miss. Found by a blind re-annotation of the v5 model's
+# validation errors: GoEmotions "anger" rows such as "I'll kill you", "kill 'em all",
+# "Just piss off", "You are disgusting" were training the model that threats and insults
+# are frustration. Only for sources whose "you" is a person (Reddit, tweets): in a
+# complaint to a company "you're a joke" is a verdict on the service (TAXONOMY.md).
+_THREAT_AT_PERSON_RE = re.compile(
+    r"\b(?:kill|murder|shoot|stab|slap|punch|strangle|smack|choke)\s+"
+    r"(?:you|u|ya|him|her|them|'?em|y'?all|every(?:one|body)|all of (?:you|them))\b",
+    re.I,
+)
+_DISMISSIVE_RE = re.compile(
+    r"\b(?:f+u+c*k+|piss|sod|bugger)\s+off\b|\bgo to hell\b|"
+    r"(?:^|[.!?\"]\s*)(?:just\s+|now\s+)?(?:shut (?:the \w+ )?up(?! and take)|"
+    r"get (?:the \w+ )?(?:out|outta) (?:of )?here)\b",
+    re.I,
+)
+_YOU_ARE_RE = re.compile(
+    r"\b(?:you|u)(?:'re|re| are| r)\s+(?:\w+\s+){0,2}?(?:disgusting|childish|hypocrites?|"
+    r"liars?|delusional|vile|a joke)\b",
+    re.I,
+)
+
+
+def threat_at_person(text: str) -> bool:
+    """R6: violence aimed at a person ("I'll kill you", "kill 'em all", "slap her")."""
+    return bool(_THREAT_AT_PERSON_RE.search(text))
+
+
+def is_person_abuse(text: str) -> bool:
+    """R1 + R2 + R6, for sources whose "you" is a person rather than a company."""
+    return (is_aimed_abuse(text) or threat_at_person(text) or bool(_DISMISSIVE_RE.search(text))
+            or bool(_YOU_ARE_RE.search(text)))
 
 
 def has_profanity(text: str) -> bool:

@@ -86,15 +86,19 @@ def goemotions(root: Path, rng: random.Random) -> Iterator[Example]:
             labels = {names[int(i)] for i in parts[1].split(",") if i}
             hits = [neg[lab] for lab in labels if lab in neg]
             if hits:
-                if rules.is_aimed_abuse(text):
+                if rules.threat_at_person(text):  # R6
+                    yield Example(text, "abusive", "goemotions", {"threat": 1, "self_harm": 0},
+                                  0.85)
+                elif rules.is_person_abuse(text):  # R1, R2, R6
                     yield Example(text, "abusive", "goemotions",
                                   {"insult": 1, "threat": 0, "self_harm": 0}, 0.75)
                 else:
                     yield Example(text, "frustrated", "goemotions", _frustrated_flags(),
                                   max(hits))
             elif not (labels & negative_any):
-                if rules.unsafe_for_neutral(text) or vader(text) <= -0.4:
-                    continue  # R4
+                if (rules.unsafe_for_neutral(text) or rules.is_person_abuse(text)
+                        or vader(text) <= -0.4):
+                    continue  # R4, R6
                 yield Example(text, "neutral", "goemotions", _neutral_flags(), 0.05)
 
 
@@ -107,7 +111,7 @@ def davidson(root: Path, rng: random.Random) -> Iterator[Example]:
         cls = r["class"]
         if cls == "0" and int(r["hate_speech"]) >= 2:
             yield Example(text, "abusive", "davidson", {"identity_attack": 1, "self_harm": 0}, 0.9)
-        elif cls == "1" and rules.is_aimed_abuse(text):
+        elif cls == "1" and rules.is_person_abuse(text):  # R1, R2, R6
             yield Example(text, "abusive", "davidson", {"insult": 1, "self_harm": 0}, 0.7)
         elif cls == "2" and int(r["neither"]) == int(r["count"]):
             if rules.unsafe_for_neutral(text) or vader(text) <= -0.4:

@@ -389,11 +389,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
     abusive_valid = [t for t, g in zip(sets["valid"][0], sets["valid"][1], strict=True)
                      if g == "abusive"]
     report["obfuscation"] = evaluate.obfuscation_check(filter_, abusive_valid)
+    if "airline" in sets:
+        report["airline_safety_alarms"] = evaluate.safety_alarms(filter_, sets["airline"][0])
     evaluate.save_report(report, Path(args.out))
-    print(evaluate.format_table({k: v for k, v in report.items() if k != "obfuscation"}))
+    print(evaluate.format_table({k: v for k, v in report.items()
+                                 if k not in ("obfuscation", "airline_safety_alarms")}))
     if report["obfuscation"]["n"]:
         print("abusive recall by obfuscation:", {k: v["abusive_recall"] for k, v in
                                                 report["obfuscation"].items() if k != "n"})
+    if "airline_safety_alarms" in report:
+        a = report["airline_safety_alarms"]
+        print("safety flags on the airline tweets (nearly all false alarms):",
+              {f: a[f]["count"] for f in evaluate.SAFETY_FLAGS},
+              f"crisis route {a['crisis_route']}, supervisor route {a['supervisor_route']}")
     print(f"full report: {args.out}", file=sys.stderr)
     return 0
 

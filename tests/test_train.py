@@ -86,3 +86,21 @@ def test_the_evaluator_refuses_verdicts_degraded_to_the_detectors() -> None:
     failing = filterd_predictor(Filter(settings, classifier=FailingClassifier()))
     with pytest.raises(ModelError, match="degraded to the detectors"):
         failing(["thanks, all sorted"])
+
+
+def test_safety_alarms_count_each_flag_and_the_queues_they_reach() -> None:
+    from filterd.classify.evaluate import safety_alarms
+    from filterd.classify.fake import KeywordClassifier
+    from filterd.config import load_settings
+    from filterd.pipeline import Filter
+
+    flt = Filter(load_settings(model_timeout_ms=0), classifier=KeywordClassifier())
+    texts = ["where is my parcel", "I want to kill myself", "still waiting, 3 hours", ""]
+    verdicts = [flt.check(t) for t in texts[:3]]
+    expected = sum("self_harm" in v.flags for v in verdicts)
+    assert expected == 1  # the self-harm phrase, not the fake model, raises it
+    report = safety_alarms(flt, texts)
+    assert report["n"] == 4
+    assert report["self_harm"] == {"count": 1, "rate": 0.25}
+    assert report["threat"]["count"] == 0
+    assert report["crisis_route"] == 1

@@ -207,6 +207,27 @@ OBFUSCATIONS: dict[str, Callable[[str], str]] = {
 }
 
 
+SAFETY_FLAGS = ("self_harm", "threat", "sexual_harassment")
+
+
+def safety_alarms(filter_: Any, texts: Sequence[str], batch: int = 64) -> dict[str, Any]:
+    """How often each safety flag fires on ``texts``, and how many go to the crisis and
+    supervisor queues. On real customer complaints (the airline tweets), where threats,
+    self-harm and harassment are all but absent, nearly every one is a false alarm: a
+    customer sent to the crisis route or a supervisor paged for nothing."""
+    counts = dict.fromkeys(SAFETY_FLAGS, 0)
+    queues: Counter[str] = Counter()
+    for i in range(0, len(texts), batch):
+        for v in filter_.check_many([t if t.strip() else "." for t in texts[i : i + batch]]):
+            for f in SAFETY_FLAGS:
+                counts[f] += f in v.flags
+            queues[v.route.queue] += 1
+    n = max(1, len(texts))
+    return {"n": len(texts),
+            **{f: {"count": c, "rate": round(c / n, 4)} for f, c in counts.items()},
+            "crisis_route": queues["crisis"], "supervisor_route": queues["supervisor"]}
+
+
 def obfuscation_check(filter_: Any, texts: Sequence[str]) -> dict[str, Any]:
     """Abusive recall on ``texts`` (abusive messages) as written and with every lexicon
     word rewritten by each obfuscation, in place."""

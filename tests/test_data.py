@@ -185,3 +185,23 @@ def test_feedback_file_errors_name_the_line(tmp_path: Path) -> None:
                  json.dumps({"text": "x", "category": "angry"}) + "\n")
     with pytest.raises(DataError, match="line 2"):
         data.load_feedback(p)
+
+
+@pytest.mark.parametrize(
+    ("text", "known_zero"),
+    [
+        ("still no refund after 3 weeks", True),
+        ("I think I left my bag on the plane, who do I call?", True),
+        ("this bill is killing me", False),  # hyperbole or not: left to the team rows
+        ("I can't take this anymore", False),
+        ("my phone is dead again", False),  # a self-harm word, used of a phone
+    ],
+)
+def test_public_complaints_know_self_harm_is_absent_unless_a_cue_word_is_there(
+    text: str, known_zero: bool
+) -> None:
+    """R7: without it the self-harm head learned from team text alone that an upset
+    message is often self-harm."""
+    flags = sources._frustrated_flags(text)
+    assert ("self_harm" in flags and flags["self_harm"] == 0) is known_zero
+    assert flags["threat"] == 0 and flags["insult"] == 0

@@ -122,6 +122,25 @@ def is_person_abuse(text: str) -> bool:
             or bool(_YOU_ARE_RE.search(text)))
 
 
+# R7: words that may speak of harming oneself, literally or as hyperbole. A public
+# complaint without any of them is taken to know self_harm = 0; with one, the flag is
+# left unknown (out of the loss) rather than guessed.
+_SELF_HARM_CUE_RE = re.compile(
+    r"\b(?:suicid\w*|kill(?:ing|s)? (?:my ?self|me)|kms|end (?:it|it all|my life|things|"
+    r"myself)|(?:want|wanna|going|ready|wish) (?:to )?die|die|dying|dead|death|"
+    r"self[- ]?harm\w*|(?:cut|cutting|hurt|hurting|harm|harming) my ?self|overdos\w*|"
+    r"pills|rope|jump(?:ing)? off|no reason to (?:live|go on)|better off without me|"
+    r"not (?:be )?(?:around|here) (?:anymore|much longer)|can'?t (?:go on|take (?:it|this) "
+    r"any ?more)|give up on life|unalive\w*)\b",
+    re.I,
+)
+
+
+def self_harm_cue(text: str) -> bool:
+    """R7: a word that may speak of self-harm (literal or hyperbole)."""
+    return bool(_SELF_HARM_CUE_RE.search(text))
+
+
 def has_profanity(text: str) -> bool:
     return bool(PROFANITY_RE.search(text))
 

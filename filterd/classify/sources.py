@@ -34,9 +34,15 @@ def _neutral_flags() -> dict[str, int]:
     return dict.fromkeys(MODEL_FLAGS, 0)
 
 
-def _frustrated_flags() -> dict[str, int]:
-    # Complaints are not abuse; self_harm is unknown in public complaint text.
-    return {"threat": 0, "insult": 0, "identity_attack": 0, "sexual_harassment": 0}
+def _frustrated_flags(text: str) -> dict[str, int]:
+    """Complaints are not abuse. R7: a public complaint with no self-harm word knows
+    self_harm = 0; one with such a word ("I want to die", "killing me") leaves it unknown.
+    (Left unknown everywhere, the self-harm head learned from team text alone that an
+    upset message is often self-harm, and fired on 2% of real airline complaints.)"""
+    flags = {"threat": 0, "insult": 0, "identity_attack": 0, "sexual_harassment": 0}
+    if not rules.self_harm_cue(text):
+        flags["self_harm"] = 0
+    return flags
 
 
 @functools.cache
@@ -93,7 +99,7 @@ def goemotions(root: Path, rng: random.Random) -> Iterator[Example]:
                     yield Example(text, "abusive", "goemotions",
                                   {"insult": 1, "threat": 0, "self_harm": 0}, 0.75)
                 else:
-                    yield Example(text, "frustrated", "goemotions", _frustrated_flags(),
+                    yield Example(text, "frustrated", "goemotions", _frustrated_flags(text),
                                   max(hits))
             elif not (labels & negative_any):
                 if (rules.unsafe_for_neutral(text) or rules.is_person_abuse(text)
@@ -319,7 +325,7 @@ _QUERY_COMPLAINT = re.compile(
 
 def _support_query(text: str, source: str) -> Example:
     if _QUERY_COMPLAINT.search(text):
-        return Example(text, "frustrated", source, _frustrated_flags(), 0.3)
+        return Example(text, "frustrated", source, _frustrated_flags(text), 0.3)
     return Example(text, "neutral", source, _neutral_flags(), 0.05)
 
 
@@ -378,12 +384,12 @@ def fcc(root: Path, rng: random.Random) -> Iterator[Example]:
     for r in _read_csv(root / "fcc_comcast_complaints/data/Comcast.csv"):
         title = r["Customer Complaint"].strip()
         if len(title.split()) >= 3 and (_COMPLAINT_CUE.search(title) or vader(title) < -0.2):
-            yield Example(title, "frustrated", "fcc", _frustrated_flags(), 0.35)
+            yield Example(title, "frustrated", "fcc", _frustrated_flags(title), 0.35)
     for r in _read_csv(root / "fcc_comcast_complaints/data/comcast_fcc_complaints_2015.csv"):
         for chunk in _complaint_chunks(r["Description"], rng, vader)[:3]:
             if rules.is_aimed_abuse(chunk):
                 continue  # narratives rarely insult; ambiguous, drop
-            yield Example(chunk, "frustrated", "fcc", _frustrated_flags(),
+            yield Example(chunk, "frustrated", "fcc", _frustrated_flags(chunk),
                           0.5 if rules.has_profanity(chunk) else 0.4)
 
 
@@ -393,7 +399,7 @@ def cfpb(root: Path, rng: random.Random) -> Iterator[Example]:
     for r in _read_csv(root / "cfpb_complaints_sample/complaints_sample.csv"):
         for chunk in _complaint_chunks(r["Consumer complaint narrative"], rng, vader)[:2]:
             if not rules.is_aimed_abuse(chunk):
-                yield Example(chunk, "frustrated", "cfpb", _frustrated_flags(), 0.4)
+                yield Example(chunk, "frustrated", "cfpb", _frustrated_flags(chunk), 0.4)
 
 
 def team(root: Path, rng: random.Random) -> Iterator[Example]:

@@ -3,9 +3,9 @@
 tests/data/safety_cases.jsonl was written by an author who saw neither the phrase
 patterns, the training text nor the other test table. The target floors were fixed
 before the first run: a missed threat is a silent mask, a missed crisis is a person
-left alone. Two targets are not met by the shipped model; they are strict xfails with
-the measured value (they turn into failures once met, so the guard gets raised), and a
-regression guard at the measured level keeps a broken model from passing.
+left alone. A target the shipped model does not meet is a strict xfail with the measured
+value (it turns into a failure once met, so the guard gets raised), and a regression guard
+at the measured level keeps a broken model from passing.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import json
 from pathlib import Path
 
 import pytest
+
+from .conftest import SHARED_DATA
 
 CASES = [
     json.loads(line)
@@ -27,16 +29,14 @@ def verdicts(real_filter):  # type: ignore[no-untyped-def]
     return {c["id"]: real_filter.check(c["text"]) for c in CASES}
 
 
-_MISSED = pytest.mark.xfail(strict=True, reason="target not met: shipped model measured 0.692 "
-                            "(indirect innuendo is missed); see the model card")
-
-
 @pytest.mark.parametrize(("flag", "floor"), [
     ("threat", 0.85),
     ("self_harm", 0.9),
-    pytest.param("sexual_harassment", 0.8, marks=_MISSED),
-    # regression guard just under the measured level of the shipped model (18 of 26)
-    ("sexual_harassment", 0.65),
+    ("sexual_harassment", 0.8),  # met since model v7 (24 of 26; v5: 18 of 26)
+    # regression guards just under the measured level of the shipped model (v7: threat 40
+    # of 42, sexual harassment 24 of 26)
+    ("threat", 0.9),
+    ("sexual_harassment", 0.88),
 ])
 def test_flag_recall(verdicts, flag: str, floor: float) -> None:  # type: ignore[no-untyped-def]
     rows = [c for c in CASES if c["flag"] == flag]
@@ -54,7 +54,7 @@ def _alarm_rate(verdicts) -> tuple[float, list[object]]:  # type: ignore[no-unty
 
 
 @pytest.mark.xfail(strict=True, reason="target not met: shipped model raises a safety flag on "
-                   "0.138 (8 of 58) of hard negatives (\"I'm done. Cancel it.\"); "
+                   "0.121 (7 of 58) of hard negatives (\"My mum will kill me\"); "
                    "model card")
 def test_hard_negatives_raise_few_alarms(verdicts) -> None:  # type: ignore[no-untyped-def]
     rate, alarms = _alarm_rate(verdicts)
@@ -62,9 +62,9 @@ def test_hard_negatives_raise_few_alarms(verdicts) -> None:  # type: ignore[no-u
 
 
 def test_hard_negative_alarms_do_not_regress(verdicts) -> None:  # type: ignore[no-untyped-def]
-    # the shipped model raises 8 of 58; the one before it 12 (0.207)
+    # the shipped model (v7) raises 7 of 58; v5 8, v3 12
     rate, alarms = _alarm_rate(verdicts)
-    assert rate <= 10 / 58, alarms
+    assert rate <= 9 / 58, alarms
 
 
 def test_routes_follow_the_flags(verdicts) -> None:  # type: ignore[no-untyped-def]
@@ -78,3 +78,26 @@ def test_routes_follow_the_flags(verdicts) -> None:  # type: ignore[no-untyped-d
                 assert v.category != "abusive", c["text"]
         elif "threat" in v.flags:
             assert v.route.queue == "supervisor" and v.category == "abusive", c["text"]
+
+
+_AIRLINE = SHARED_DATA / "eval_only/airline_tweets/dev.csv"
+
+
+@pytest.mark.skipif(not _AIRLINE.is_file(), reason="../shared/data/eval_only not present")
+def test_real_complaints_rarely_raise_a_safety_flag(real_filter) -> None:  # type: ignore[no-untyped-def]
+    """A quarter of the real airline tweets (chosen by a hash of the text): complaints,
+    with all but no threats, self-harm or harassment among them, so a flag is a false
+    alarm: a customer sent to the crisis route or a supervisor paged. The shipped model
+    (v7) raises self_harm on 0.94%, threat on 0.69%, sexual_harassment on 0.19% of them;
+    v5, before rule R7, raised self_harm on 2.33%."""
+    import hashlib
+
+    from filterd.classify.evaluate import airline_set, safety_alarms
+
+    texts, _ = airline_set(SHARED_DATA)
+    sample = [t for t in texts if int(hashlib.sha1(t.encode()).hexdigest()[:8], 16) % 4 == 0]
+    assert len(sample) > 3000
+    report = safety_alarms(real_filter, sample)
+    assert report["self_harm"]["rate"] <= 0.012, report
+    assert report["threat"]["rate"] <= 0.01, report
+    assert report["sexual_harassment"]["rate"] <= 0.004, report

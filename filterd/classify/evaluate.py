@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -126,23 +126,25 @@ BASELINES: dict[str, Predictor] = {
 }
 
 
-def filterd_predictor(filter_: Any, batch: int = 64) -> Predictor:
-    """The full verdict's category (model + detectors + decision rules).
+def verdicts(filter_: Any, texts: Sequence[str], batch: int = 64) -> Iterator[Any]:
+    """Full verdicts for ``texts``, ``batch`` at a time (an empty text is judged as ".").
 
     A verdict the pipeline degraded to the detectors (the model failed or its circuit is
     open) raises :class:`~filterd.errors.ModelError`: its figures would be the detectors'
     reported as the model's."""
+    for i in range(0, len(texts), batch):
+        chunk = filter_.check_many([t if t.strip() else "." for t in texts[i : i + batch]])
+        if any(v.degraded for v in chunk):
+            raise ModelError("the model did not answer (verdicts degraded to the "
+                             "detectors); scoring needs the model's outputs")
+        yield from chunk
+
+
+def filterd_predictor(filter_: Any, batch: int = 64) -> Predictor:
+    """The full verdict's category (model + detectors + decision rules)."""
 
     def predict(texts: Sequence[str]) -> list[tuple[str, float]]:
-        out: list[tuple[str, float]] = []
-        for i in range(0, len(texts), batch):
-            chunk = [t if t.strip() else "." for t in texts[i : i + batch]]
-            verdicts = filter_.check_many(chunk)
-            if any(v.degraded for v in verdicts):
-                raise ModelError("the model did not answer (verdicts degraded to the "
-                                 "detectors); scoring needs the model's outputs")
-            out.extend((v.category, v.scores[v.category]) for v in verdicts)
-        return out
+        return [(v.category, v.scores[v.category]) for v in verdicts(filter_, texts, batch)]
 
     return predict
 
@@ -217,11 +219,10 @@ def safety_alarms(filter_: Any, texts: Sequence[str], batch: int = 64) -> dict[s
     customer sent to the crisis route or a supervisor paged for nothing."""
     counts = dict.fromkeys(SAFETY_FLAGS, 0)
     queues: Counter[str] = Counter()
-    for i in range(0, len(texts), batch):
-        for v in filter_.check_many([t if t.strip() else "." for t in texts[i : i + batch]]):
-            for f in SAFETY_FLAGS:
-                counts[f] += f in v.flags
-            queues[v.route.queue] += 1
+    for v in verdicts(filter_, texts, batch):
+        for f in SAFETY_FLAGS:
+            counts[f] += f in v.flags
+        queues[v.route.queue] += 1
     n = max(1, len(texts))
     return {"n": len(texts),
             **{f: {"count": c, "rate": round(c / n, 4)} for f, c in counts.items()},
@@ -246,10 +247,10 @@ def obfuscation_check(filter_: Any, texts: Sequence[str]) -> dict[str, Any]:
             vs.append(t)
         variants[name] = vs
     for name, vs in variants.items():
-        verdicts = filter_.check_many(vs)
+        judged = list(verdicts(filter_, vs))
         out[name] = {
-            "abusive_recall": round(float(np.mean([v.category == "abusive" for v in verdicts])), 4),
+            "abusive_recall": round(float(np.mean([v.category == "abusive" for v in judged])), 4),
             "masked_all": round(float(np.mean(
-                [len(v.spans) >= len(sp) for v, (_, sp) in zip(verdicts, rows, strict=True)])), 4),
+                [len(v.spans) >= len(sp) for v, (_, sp) in zip(judged, rows, strict=True)])), 4),
         }
     return out

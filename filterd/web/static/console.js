@@ -138,9 +138,17 @@ async function follow() {
       const reader = r.body.getReader();
       const decoder = new TextDecoder();
       let buf = "";
+      let synced = false;
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
+        if (!synced) {
+          // The server subscribes this stream before its first chunk (": connected"), not
+          // before the response headers: a message stored between the page's first load and
+          // that moment reaches neither. Loading again now closes the gap.
+          synced = true;
+          try { await loadAll(); } catch (e) { /* the stream still runs */ }
+        }
         buf += decoder.decode(value, { stream: true });
         let cut;
         while ((cut = buf.indexOf("\n\n")) >= 0) {
@@ -170,7 +178,7 @@ async function follow() {
 document.addEventListener("DOMContentLoaded", () => {
   signIn("console", async (who) => {
     me = who;
-    follow();  // subscribe first: a message stored during the load is not missed
+    follow();  // loads again once subscribed: a message stored meanwhile is not missed
     await loadAll();
   });
 });

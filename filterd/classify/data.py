@@ -117,7 +117,7 @@ def build(
     lexicon = Lexicon.default()
 
     for name in tqdm(names, desc="sources", disable=not progress):
-        rows: dict[str, list[Example]] = defaultdict(list)
+        rows: dict[str, list[tuple[str, Example]]] = defaultdict(list)  # (text key, row)
         # Each source draws from its own generator, so a change to one source cannot
         # change what another one samples.
         for ex in SOURCES[name](data_root, random.Random(f"{seed}:{name}")):
@@ -132,26 +132,27 @@ def build(
             if k in seen:
                 continue  # first source wins; no text is in two splits
             seen.add(k)
-            rows[ex.category or "none"].append(ex)
-        for cat, exs in rows.items():
+            rows[ex.category or "none"].append((k, ex))
+        for cat, keyed in rows.items():
             # A cap keeps the rows with the smallest hash of seed and text: a rule that
             # adds or drops a few rows changes the kept rows by those few (a shuffle
             # would redraw the whole sample).
-            exs.sort(key=lambda ex: _hash_unit(seed, "cap:" + _key(ex.text)))
+            keyed.sort(key=lambda kx: _hash_unit(seed, "cap:" + kx[0]))
             cap = CAPS.get((name, cat), DEFAULT_CAP)
             if name in holdout:
                 cap = max(cap, 4000)
-            keep = exs[: max(1, int(cap * scale))] if scale < 1 or len(exs) > cap else exs
-            for ex in keep:
+            if scale < 1 or len(keyed) > cap:
+                keyed = keyed[: max(1, int(cap * scale))]
+            for key, ex in keyed:
                 if name in holdout:
                     ex.split = "holdout"
-                elif k_split := earlier.get(key := _key(ex.text)):
+                elif k_split := earlier.get(key):
                     ex.split = k_split if k_split != "holdout" else "valid"
                 elif key[:16] in core or _hash_unit(seed, key) < valid_fraction:
                     ex.split = "valid"
                 else:
                     ex.split = "train"
-            out.extend(keep)
+                out.append(ex)
     return out
 
 

@@ -18,6 +18,8 @@ Rules (also in models/MODEL_CARD.md):
 - R6 (sources whose "you" is a person: GoEmotions, Davidson): a threat of violence at a
   person -> abusive with flag ``threat``; a dismissive imperative ("piss off", "go to
   hell", "shut up") or "you are <character verdict>" -> abusive with flag ``insult``.
+- R7 a public complaint with no self-harm word (``self_harm_cue``) knows self_harm = 0;
+  with one, the flag is left out of the loss.
 """
 
 from __future__ import annotations

@@ -319,7 +319,8 @@ def cmd_data_build(args: argparse.Namespace) -> int:
     from filterd.classify import data
 
     examples = data.build(Path(args.data), seed=args.seed, scale=args.scale,
-                          keep_splits=Path(args.keep_splits) if args.keep_splits else None)
+                          keep_splits=Path(args.keep_splits) if args.keep_splits else None,
+                          emoji_names=args.emoji_names)
     data.save(examples, Path(args.out))
     print(json.dumps(data.summary(examples), indent=1))
     print(f"wrote {len(examples)} examples to {args.out}", file=sys.stderr)
@@ -530,6 +531,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "new model with the one trained on it on rows neither has seen)")
     b.add_argument("--seed", type=int, default=13)
     b.add_argument("--scale", type=float, default=1.0, help="shrink every source cap")
+    b.add_argument("--emoji-names", action="store_true",
+                   help="experimental: emoji as their names, plus rule R8 (emoji in every "
+                        "class); not the shipped model's build (model card, v8 and v9)")
     b.set_defaults(func=cmd_data_build)
 
     t = sub.add_parser("train", help="fine-tune the classifier")

@@ -27,7 +27,7 @@ from functools import lru_cache
 
 from filterd.errors import InputError
 
-__all__ = ["Normalized", "clean_for_model", "normalize"]
+__all__ = ["Normalized", "clean_for_model", "emoji_words", "normalize"]
 
 # Lookalikes that NFKC leaves alone (it maps fullwidth and math letters, not other scripts).
 # Keys are lowercase because casefolding runs first.
@@ -244,13 +244,51 @@ _LEADING_HANDLES = re.compile(r"^[\s.]*(?:@\w+[\s,:]*)+")
 _TRAILING_HANDLES = re.compile(r"(?:\s+@\w+)+[\s.!]*$")
 
 
-def clean_for_model(text: str) -> str:
+def emoji_words(text: str) -> str:
+    """Each emoji as its English name ("🙏" -> " folded hands "); a run of the same emoji
+    counts once ("🆘🆘🆘" -> " SOS button ").
+
+    The base encoder's vocabulary has no emoji: the tokenizer reads every one as ``[UNK]``,
+    so a smiley and a hate emoji were the same token to the model, and since most emoji in
+    the training data are in Hatemoji's abusive rows, ``[UNK]`` had come to mean abuse
+    (model v7: one friendly emoji appended to neutral and frustrated validation messages
+    turned 88 of 1,706 of them abusive). Names come from the ``emoji`` package's CLDR data.
+    Used by ``filterd data build --emoji-names`` (experimental; see the model card).
+    """
+    if text.isascii():
+        return text
+    import emoji
+
+    found = emoji.emoji_list(text)
+    if not found:
+        return text
+    out: list[str] = []
+    pos = 0
+    last: str | None = None
+    for hit in found:
+        start, end, char = hit["match_start"], hit["match_end"], hit["emoji"]
+        between = text[pos:start]
+        if char == last and not between.strip():
+            pos = end  # a repeat of the emoji just named
+            continue
+        out.append(between)
+        name = emoji.EMOJI_DATA.get(char, {}).get("en", "")
+        out.append(" " + name.strip(":").replace("_", " ") + " " if name else " ")
+        pos, last = end, char
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def clean_for_model(text: str, *, emoji_as_words: bool = False) -> str:
     """Neutralise channel artifacts so the classifier sees the words, not the platform.
 
-    HTML entities unescaped, lone surrogates -> U+FFFD, zero-width characters removed, a
-    leading ``RT``/``RT @x:`` dropped, URLs -> ``http``, addressing handles at the start or
-    end dropped, other ``@handles`` -> ``@user``, ``#tag`` -> ``tag``, whitespace collapsed.
-    Used for training and serving alike, so it is deterministic and cheap.
+    HTML entities unescaped, lone surrogates -> U+FFFD, zero-width characters removed,
+    with ``emoji_as_words`` emoji as their names (:func:`emoji_words`; only for a model
+    whose meta file asks for it, trained on an ``--emoji-names`` build), a leading
+    ``RT``/``RT @x:`` dropped, URLs -> ``http``, addressing handles at the start or end
+    dropped, other ``@handles`` -> ``@user``, ``#tag`` -> ``tag``, whitespace collapsed.
+    Used for training and serving alike, so it is deterministic and cheap; it is
+    idempotent.
     """
     if not isinstance(text, str):
         raise InputError(
@@ -260,6 +298,8 @@ def clean_for_model(text: str) -> str:
         text = html.unescape(text)
     if not text.isascii():
         text = _SURROGATE.sub("\ufffd", text)
+        if emoji_as_words:
+            text = emoji_words(text)
     text = _ZERO_WIDTH.sub("", text)
     text = _RT.sub("", text, count=1)
     text = _URL.sub("http", text)

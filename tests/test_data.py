@@ -9,6 +9,7 @@ import pytest
 
 from filterd.classify import data, rules, sources
 from filterd.errors import DataError
+from filterd.normalize import emoji_words
 
 from .conftest import SHARED_DATA
 
@@ -152,15 +153,61 @@ def test_keep_splits_keeps_every_earlier_text_where_it_was(tmp_path: Path) -> No
     data.save(early, tmp_path / "early.jsonl")
     later = data.build(SHARED_DATA, seed=4, sources=["banking77", "goemotions", "team"],
                        keep_splits=tmp_path / "early.jsonl", **kw)  # type: ignore[arg-type]
-    was = {data._key(e.text): e.split for e in early}
-    kept = [(was[data._key(e.text)], e.split) for e in later if data._key(e.text) in was]
+    def key(e: data.Example) -> str:  # a text before R8 appended an emoji to it
+        return data._key(rules.without_emoji_suffix(e.text))
+
+    was = {key(e): e.split for e in early}
+    kept = [(was[key(e)], e.split) for e in later if key(e) in was]
     assert len(kept) > 50 and all(a == b for a, b in kept)
-    assert {e.split for e in later if data._key(e.text) not in was} == {"train", "valid"}
+    assert {e.split for e in later if key(e) not in was} == {"train", "valid"}
     trained_on = {k for k, split in was.items() if split == "train"}
-    assert not [e for e in later if e.split == "valid" and data._key(e.text) in trained_on]
+    assert not [e for e in later if e.split == "valid" and key(e) in trained_on]
     # without it the same change reshuffles: some earlier text changes split
     free = data.build(SHARED_DATA, seed=4, sources=["banking77", "goemotions", "team"], **kw)  # type: ignore[arg-type]
-    assert any(was[data._key(e.text)] != e.split for e in free if data._key(e.text) in was)
+    assert any(was[key(e)] != e.split for e in free if key(e) in was)
+
+
+@needs_data
+def test_r8_gives_a_tenth_of_train_rows_an_emoji_and_leaves_the_rest_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """R8 (``--emoji-names`` builds): emoji in every class, so that an emoji alone does not
+    mean abuse. Only train rows
+    change, by one emoji from their class's pool; validation and held-out rows keep the
+    sources' text; HatemojiBuild (whose emoji are its subject) is left alone."""
+    kw = {"sources": ["banking77", "goemotions", "hatemoji", "team"], "scale": 0.1,
+          "progress": False, "emoji_names": True}
+    built = data.build(SHARED_DATA, seed=3, **kw)  # type: ignore[arg-type]
+    default = data.build(SHARED_DATA, seed=3, **{**kw, "emoji_names": False})  # type: ignore[arg-type]
+    # the default build (the shipped model's) keeps emoji as they are, and no R8
+    assert any(emoji_words(e.text) != e.text for e in default if e.source == "hatemoji")
+    assert not [e for e in built if emoji_words(e.text) != e.text]
+    monkeypatch.setattr(data, "EMOJI_FRACTION", 0.0)
+    plain = data.build(SHARED_DATA, seed=3, **kw)  # type: ignore[arg-type]
+    assert len(built) == len(plain)
+    changed = [(a, b) for a, b in zip(built, plain, strict=True) if a.text != b.text]
+    assert {a.split for a, _ in changed} == {"train"}
+    assert "hatemoji" not in {a.source for a, _ in changed}
+    assert {a.category for a, _ in changed} == {"neutral", "frustrated", "abusive"}
+    train = [b for b in plain if b.split == "train" and b.source != "hatemoji"]
+    assert 0.06 < len(changed) / len(train) < 0.14
+    for a, b in changed:
+        assert (a.category, a.flags, a.intensity) == (b.category, b.flags, b.intensity)
+        tail = a.text[len(b.text):]
+        assert a.text.startswith(b.text) and tail in {
+            " " + emoji_words(e).strip() for e in rules.EMOJI_POOLS[a.category or ""]}
+        assert rules.without_emoji_suffix(a.text) == b.text
+
+
+def test_r8_pools_carry_no_identity_and_share_their_common_emoji() -> None:
+    for pool in rules.EMOJI_POOLS.values():
+        assert set(rules._EMOJI_COMMON) <= set(pool)
+        for e in pool:
+            name = emoji_words(e).strip()
+            assert name and not any(w in name for w in (
+                "skin tone", "flag", "middle finger", "turban", "headscarf", "kiss")), name
+    assert rules.emoji_for("neutral", 0.0) == rules.EMOJI_POOLS["neutral"][0]
+    assert rules.emoji_for("abusive", 0.999999) == rules.EMOJI_POOLS["abusive"][-1]
 
 
 @needs_data

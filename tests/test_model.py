@@ -94,3 +94,37 @@ def test_obfuscated_abuse_is_caught_like_plain(verdicts) -> None:  # type: ignor
 def test_identity_terms_used_neutrally_are_not_abuse(real_filter, text: str) -> None:  # type: ignore[no-untyped-def]
     v = real_filter.check(text)
     assert v.category != "abusive" and "identity_attack" not in v.flags
+
+
+# Emoji a customer adds to a calm or frustrated message: friendly, polite, or annoyed.
+_EMOJI = ["🙂", "🙏", "👍", "😂", "❤️", "😉", "🙄", "😡"]
+
+
+@pytest.fixture(scope="module")
+def emoji_turned(real_filter, verdicts):  # type: ignore[no-untyped-def]
+    """The table's calm and frustrated rows (those the model gets right without a safety
+    flag), each with one emoji appended: the ones now called abusive or given a safety
+    flag."""
+    safety = {"threat", "self_harm", "sexual_harassment"}
+    rows = [c for c in CASES if c["category"] != "abusive" and not safety & set(c["flags"])
+            and verdicts[c["id"]].category != "abusive"
+            and not safety & set(verdicts[c["id"]].flags)]
+    assert len(rows) >= 80
+    texts = [f"{c['text']} {e}" for e in _EMOJI for c in rows]
+    turned = [t[:70] for t, v in zip(texts, real_filter.check_many(texts), strict=True)
+              if v.category == "abusive" or safety & set(v.flags)]
+    return turned, len(texts)
+
+
+@pytest.mark.xfail(strict=True, reason="known failure of the shipped model (v7): it reads every "
+                   "emoji as [UNK], which Hatemoji taught it to take for abuse; 24 of 680 "
+                   "(3.5%) turn abusive. Models trained on an --emoji-names build read emoji "
+                   "as names (v9: 12 of 696); model card, v8 and v9")
+def test_an_emoji_does_not_make_a_message_abusive(emoji_turned) -> None:  # type: ignore[no-untyped-def]
+    turned, n = emoji_turned
+    assert len(turned) <= 0.01 * n, f"{len(turned)} of {n}: {turned[:12]}"
+
+
+def test_emoji_false_alarms_do_not_regress(emoji_turned) -> None:  # type: ignore[no-untyped-def]
+    turned, n = emoji_turned  # the shipped model (v7): 24 of 680
+    assert len(turned) <= 0.045 * n, f"{len(turned)} of {n}: {turned[:12]}"

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from filterd.errors import InputError
-from filterd.normalize import clean_for_model, normalize
+from filterd.normalize import clean_for_model, emoji_words, normalize
 
 FOLDING = [
     # (original, folded)
@@ -148,7 +148,23 @@ CLEAN = [
     ("fu\u200bck", "fuck"),  # zero-width removed
     ("  too\t\n many   spaces ", "too many spaces"),  # whitespace collapsed
     ("", ""),  # empty
+    ("thanks 🙏", "thanks 🙏"),  # emoji stay, for models trained on a plain build (v7)
 ]
+
+EMOJI_NAMES = [
+    # (raw, cleaned with emoji_as_words: an --emoji-names build and its models)
+    ("thanks 🙏", "thanks folded hands"),
+    ("still down 😡😡😡", "still down enraged face"),  # a run of one emoji counts once
+    ("ok 👍 ok 👍", "ok thumbs up ok thumbs up"),  # repeats apart from each other stay
+    ("👳🏿\u200d♂️ out", "man wearing turban dark skin tone out"),  # a ZWJ sequence is one emoji
+    ("café ☕", "café hot beverage"),  # other non-ASCII text untouched
+    ("plain text", "plain text"),
+]
+
+
+@pytest.mark.parametrize(("raw", "cleaned"), EMOJI_NAMES)
+def test_clean_for_model_with_emoji_names(raw: str, cleaned: str) -> None:
+    assert clean_for_model(raw, emoji_as_words=True) == cleaned
 
 
 @pytest.mark.parametrize(("raw", "cleaned"), CLEAN)
@@ -161,3 +177,11 @@ def test_clean_for_model_is_deterministic_and_stable(text: str) -> None:
     once = clean_for_model(text)
     assert clean_for_model(text) == once
     assert once == once.strip()
+
+
+@given(st.text())
+def test_emoji_words_is_idempotent(text: str) -> None:
+    once = emoji_words(text)
+    assert emoji_words(once) == once
+    named = clean_for_model(text, emoji_as_words=True)
+    assert clean_for_model(named, emoji_as_words=True) == named

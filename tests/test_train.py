@@ -104,3 +104,28 @@ def test_safety_alarms_count_each_flag_and_the_queues_they_reach() -> None:
     assert report["self_harm"] == {"count": 1, "rate": 0.25}
     assert report["threat"]["count"] == 0
     assert report["crisis_route"] == 1
+
+
+def test_a_model_reads_emoji_the_way_its_training_set_has_them(tmp_path: Path) -> None:
+    """Trained on a plain build (raw emoji, the shipped v7), a model is served raw emoji; on
+    an --emoji-names build, their names. The meta file carries the choice to serving."""
+    import json
+    import shutil
+
+    from filterd.classify.onnx import OnnxClassifier, default_model_dir
+    from filterd.classify.train import reads_emoji_as_words
+
+    row = data.Example("thanks 🙏", "neutral", "team", {}, None)
+    named = data.Example("thanks folded hands", "neutral", "team", {}, None)
+    assert reads_emoji_as_words([named]) and not reads_emoji_as_words([named, row])
+
+    shipped = OnnxClassifier(default_model_dir())
+    assert shipped.emoji_as_words is False  # v7 was trained on raw emoji
+    shutil.copytree(default_model_dir(), tmp_path / "m")
+    meta = json.loads((tmp_path / "m/filterd_model.json").read_text())
+    (tmp_path / "m/filterd_model.json").write_text(json.dumps({**meta, "emoji_as_words": True}))
+    naming = OnnxClassifier(tmp_path / "m")
+    a, b = naming.predict(["thanks 🙏", "thanks folded hands"])
+    assert a.scores == b.scores
+    d, e = shipped.predict(["thanks 🙏", "thanks folded hands"])
+    assert d.scores != e.scores

@@ -24,14 +24,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from filterd.classify.rules import emoji_for, without_emoji_suffix
 from filterd.errors import DataError
-from filterd.normalize import clean_for_model
+from filterd.normalize import clean_for_model, emoji_words
 from filterd.types import MODEL_FLAGS
 
 # Sources never used for training by default. Stormfront: CC BY-SA (share-alike might
 # reach the weights) and forum prose, a useful unseen-style test of identity hate.
 # HatemojiCheck is a functional test suite, meant for testing only.
 HOLDOUT_SOURCES = ("stormfront", "hatemoji_check")
+# R8 (rules.py): share of train rows given an emoji; HatemojiBuild's emoji are its subject.
+EMOJI_FRACTION = 0.1
+_EMOJI_SOURCES = ("hatemoji", "hatemoji_check")
 
 
 @dataclass(slots=True)
@@ -78,6 +82,7 @@ def build(
     scale: float = 1.0,
     progress: bool = True,
     keep_splits: Path | None = None,
+    emoji_names: bool = False,
 ) -> list[Example]:
     """Build the labelled set: every row cleaned, de-duplicated, capped and split.
 
@@ -92,6 +97,11 @@ def build(
     split there, and only texts new to it are split by the rule above. Needed to compare
     with a model whose build split differently (another seed, or a build from before
     the hash split): that model has then seen none of this build's validation rows.
+    ``emoji_names`` (experimental, off for the shipped model v7): emoji become their names
+    (:func:`filterd.normalize.emoji_words`) and rule R8 gives one train row in ten an emoji;
+    a model trained on such a build reads emoji as names when served (the trainer finds
+    no raw emoji in the set and records ``emoji_as_words`` in its meta file). The model
+    card's "v8 and v9" section says what it did.
     """
     from filterd.classify.sources import CAPS, DEFAULT_CAP, SOURCES
 
@@ -106,7 +116,15 @@ def build(
     core = valid_core()
     earlier: dict[str, str] = {}
     if keep_splits is not None:
-        earlier = {_key(ex.text): ex.split for ex in load(keep_splits)}
+        # An earlier build's text is cleaned again as this build cleans (an emoji-names
+        # build after a plain one) and, on train rows, R8's emoji is taken off again, so
+        # that it matches this build's form of the same text.
+        for ex in load(keep_splits):
+            text = clean_for_model(ex.text, emoji_as_words=emoji_names)
+            earlier[_key(text)] = ex.split
+            if (emoji_names and ex.split == "train"
+                    and (bare := without_emoji_suffix(text)) != text):
+                earlier.setdefault(_key(bare), ex.split)
     from tqdm import tqdm
 
     from filterd.detect.lexicon import Lexicon
@@ -125,7 +143,7 @@ def build(
             # The model reads what serving gives it: PII as placeholders, channel
             # artifacts neutralised.
             spans = [*pii.find(ex.text), *lexicon.find(ex.text)]
-            ex.text = clean_for_model(model_text(ex.text, spans))
+            ex.text = clean_for_model(model_text(ex.text, spans), emoji_as_words=emoji_names)
             if len(ex.text) < 2 or len(ex.text) > 1000:
                 continue
             k = _key(ex.text)
@@ -152,6 +170,14 @@ def build(
                     ex.split = "valid"
                 else:
                     ex.split = "train"
+                if (emoji_names and ex.split == "train" and name not in _EMOJI_SOURCES
+                        and ex.category
+                        and _hash_unit(seed, "emoji:" + key) < EMOJI_FRACTION
+                        and emoji_words(ex.text) == ex.text):
+                    # R8: emoji in every class (rules.emoji_for); the valid split keeps
+                    # the sources' own text
+                    pick = emoji_for(ex.category, _hash_unit(seed, "emoji-pick:" + key))
+                    ex.text = ex.text + " " + emoji_words(pick).strip()
                 out.append(ex)
     return out
 

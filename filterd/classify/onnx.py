@@ -86,6 +86,8 @@ class OnnxClassifier:
                     )
         self.max_len = int(self.meta.get("max_len", 64))
         self.temperature = float(self.meta.get("temperature", 1.0))
+        # Models before v8 read every emoji as [UNK]; they keep doing so.
+        self.emoji_as_words = bool(self.meta.get("emoji_as_words", False))
         self.tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
         self.tokenizer.enable_truncation(self.max_len)
         self.tokenizer.no_padding()  # padded per run of similar lengths, in predict
@@ -127,7 +129,8 @@ class OnnxClassifier:
     def predict(self, texts: Sequence[str]) -> list[ModelOutput]:
         if not texts:
             return []
-        encs = self.tokenizer.encode_batch([clean_for_model(t) for t in texts])
+        encs = self.tokenizer.encode_batch(
+            [clean_for_model(t, emoji_as_words=self.emoji_as_words) for t in texts])
         sizes = [len(e.ids) for e in encs]
         if self.max_padding is None:
             runs = [list(range(len(encs)))]

@@ -20,10 +20,17 @@ Rules (also in models/MODEL_CARD.md):
   hell", "shut up") or "you are <character verdict>" -> abusive with flag ``insult``.
 - R7 a public complaint with no self-harm word (``self_harm_cue``) knows self_harm = 0;
   with one, the flag is left out of the loss.
+- R8 (train split only, every source but HatemojiBuild): one in ten rows without an emoji
+  gets one chat emoji appended, from a pool for its class (``emoji_for``). In the public
+  sets nearly every emoji is in an abusive row (HatemojiBuild, and the team's harassment
+  rows use 😉 and 😏), so a model that reads emoji learnt "emoji means abuse"; the pools
+  share their common emoji across classes, so a wink or a laugh carries no class alone.
+  Flags and intensity are unchanged.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 
 _INSULT_WORDS = (
@@ -181,3 +188,41 @@ def unsafe_for_neutral(text: str) -> bool:
     return has_profanity(text) or bool(_UNSAFE_NEUTRAL_RE.search(text)) or bool(
         INSULT_RE.search(text)
     )
+
+
+# R8: emoji a customer adds to a message, by class. The shared ones (wink, laughter,
+# shrug, sweat smile) are in every pool; anger is in frustrated and abusive; no pool has
+# an identity emoji (people, flags, religious symbols) or a gesture aimed at someone.
+_EMOJI_COMMON = ["😉", "😂", "🤣", "😅", "🤷", "🤷‍♀️", "🤷‍♂️", "👀", "😬", "🙈"]
+EMOJI_POOLS: dict[str, list[str]] = {
+    "neutral": _EMOJI_COMMON + ["🙂", "😊", "😀", "😃", "🙏", "👍", "👌", "❤️", "💕", "😍",
+                                "🎉", "✈️", "📦", "📱", "☺️", "😁", "🤞", "✅"],
+    "frustrated": _EMOJI_COMMON + ["😡", "😤", "🙄", "😭", "😩", "😒", "🤦", "🤦‍♀️", "👎",
+                                   "💀", "😠", "😫", "😞", "🤬", "😑", "😔"],
+    "abusive": _EMOJI_COMMON + ["😡", "😤", "🙄", "😒", "🤦", "👎", "💀", "😠", "🤬",
+                                "😑", "🤡", "💩"],
+}
+
+
+def emoji_for(category: str, unit: float) -> str:
+    """R8: the emoji for a row of ``category``, picked by ``unit`` in [0, 1)."""
+    pool = EMOJI_POOLS[category]
+    return pool[min(len(pool) - 1, int(unit * len(pool)))]
+
+
+def without_emoji_suffix(text: str) -> str:
+    """``text`` without an emoji name R8 appended (as cleaned text has it), else as it is.
+    ``--keep-splits`` matches an earlier build's rows by their text before R8."""
+    for tail in _r8_tails():
+        if text.endswith(tail):
+            return text[: -len(tail)]
+    return text
+
+
+@functools.cache
+def _r8_tails() -> tuple[str, ...]:
+    from filterd.normalize import emoji_words
+
+    names = {" " + emoji_words(e).strip() for pool in EMOJI_POOLS.values() for e in pool}
+    # longest first: "smiling face with smiling eyes" before "eyes"
+    return tuple(sorted(names, key=len, reverse=True))

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from filterd.classify.data import Example
 from filterd.classify.hashing import sha256
 from filterd.classify.model import FilterdModel, base_model_path, export_onnx, quantize_int8
+from filterd.normalize import emoji_words
 from filterd.types import CATEGORIES, MODEL_FLAGS
 
 FORMAT_VERSION = 1
@@ -255,6 +256,12 @@ def fit(
     return model, tokenizer, stats
 
 
+def reads_emoji_as_words(examples: list[Example]) -> bool:
+    """True when no training text holds an emoji: the build named them
+    (``--emoji-names``), and serving must name them too."""
+    return not any(emoji_words(e.text) != e.text for e in examples)
+
+
 def train(
     examples: list[Example], out_dir: Path, config: TrainConfig, progress: bool = True
 ) -> dict[str, Any]:
@@ -277,6 +284,9 @@ def train(
         "categories": list(CATEGORIES),
         "flags": list(MODEL_FLAGS),
         "max_len": config.max_len,
+        # serving cleans text the way the build did: emoji as names only if the training
+        # set has them so (`filterd data build --emoji-names`)
+        "emoji_as_words": reads_emoji_as_words(examples),
         "temperature": stats["temperature"],
         "train_config": asdict(config),
         "train_examples": stats["train_examples"],

@@ -172,8 +172,7 @@ def build(
                     ex.split = "train"
                 if (emoji_names and ex.split == "train" and name not in _EMOJI_SOURCES
                         and ex.category
-                        and _hash_unit(seed, "emoji:" + key) < EMOJI_FRACTION
-                        and emoji_words(ex.text) == ex.text):
+                        and _hash_unit(seed, "emoji:" + key) < EMOJI_FRACTION):
                     # R8: emoji in every class (rules.emoji_for); the valid split keeps
                     # the sources' own text
                     pick = emoji_for(ex.category, _hash_unit(seed, "emoji-pick:" + key))

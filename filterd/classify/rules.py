@@ -20,8 +20,8 @@ Rules (also in models/MODEL_CARD.md):
   hell", "shut up") or "you are <character verdict>" -> abusive with flag ``insult``.
 - R7 a public complaint with no self-harm word (``self_harm_cue``) knows self_harm = 0;
   with one, the flag is left out of the loss.
-- R8 (train split only, every source but HatemojiBuild): one in ten rows without an emoji
-  gets one chat emoji appended, from a pool for its class (``emoji_for``). In the public
+- R8 (train split only, every source but HatemojiBuild): one row in ten gets one chat
+  emoji appended, from a pool for its class (``emoji_for``). In the public
   sets nearly every emoji is in an abusive row (HatemojiBuild, and the team's harassment
   rows use 😉 and 😏), so a model that reads emoji learnt "emoji means abuse"; the pools
   share their common emoji across classes, so a wink or a laugh carries no class alone.

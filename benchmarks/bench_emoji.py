@@ -16,23 +16,18 @@ import json
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_check import timed  # noqa: E402
 from corpus import short_messages  # noqa: E402
 
 EMOJI = ["🙂", "🙏", "👍", "😂", "❤️", "😡", "🤷\u200d♀️", "🆘🆘🆘"]
 
 
 def p50(fn, texts: list[str]) -> float:  # type: ignore[no-untyped-def]
-    ms = []
-    for t in texts:
-        t0 = time.perf_counter()
-        fn(t)
-        ms.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(ms)
+    return timed(fn, texts, warmup=0)["p50_ms"]  # warm-up is done once, in main()
 
 
 def main() -> None:

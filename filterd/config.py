@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     allow_words: tuple[str, ...] = ()  # never masked, e.g. a brand name
     max_text_chars: int = Field(100_000, ge=1)
     model_max_chars: int = Field(2_000, ge=16)  # the model sees at most this much text
+    # How the model reads emoji: None as it was trained (its filterd_model.json); true: as
+    # their names ("folded hands"); false: as the tokenizer's [UNK]. For the shipped v7,
+    # true cuts friendly-emoji false alarms and costs emoji-hate recall (model card).
+    model_emoji_as_words: bool | None = None
 
     # ---- the HTTP service (filterd serve)
     host: str = "127.0.0.1"

@@ -91,7 +91,8 @@ class Filter:
             from filterd.classify.onnx import OnnxClassifier
 
             classifier = OnnxClassifier(s.model_dir, threads=s.model_threads,
-                                        parallel=s.model_parallel)
+                                        parallel=s.model_parallel,
+                                        emoji_as_words=s.model_emoji_as_words)
         # What the pipeline calls: the model with a time budget and a circuit breaker.
         self.guard = GuardedClassifier.from_settings(classifier, s)
 

@@ -129,3 +129,26 @@ def test_a_model_reads_emoji_the_way_its_training_set_has_them(tmp_path: Path) -
     assert a.scores == b.scores
     d, e = shipped.predict(["thanks 🙏", "thanks folded hands"])
     assert d.scores != e.scores
+
+
+def test_operator_can_override_how_the_model_reads_emoji(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """FILTERD_MODEL_EMOJI_AS_WORDS overrides the meta file both ways; unset, the model
+    reads emoji as it was trained to (v7: [UNK])."""
+    from filterd.config import load_settings
+    from filterd.pipeline import Filter
+
+    def scores(f: Filter, text: str) -> dict[str, float]:
+        return f.check(text).scores
+
+    monkeypatch.setenv("FILTERD_MODEL_EMOJI_AS_WORDS", "true")
+    named = Filter(load_settings())
+    assert named.classifier.emoji_as_words is True  # type: ignore[attr-defined]
+    assert scores(named, "thanks 🙏") == scores(named, "thanks folded hands")
+    monkeypatch.setenv("FILTERD_MODEL_EMOJI_AS_WORDS", "false")
+    raw = Filter(load_settings())
+    assert raw.classifier.emoji_as_words is False  # type: ignore[attr-defined]
+    assert scores(raw, "thanks 🙏") != scores(raw, "thanks folded hands")
+    monkeypatch.delenv("FILTERD_MODEL_EMOJI_AS_WORDS")
+    assert Filter(load_settings()).classifier.emoji_as_words is False  # type: ignore[attr-defined]
+    with pytest.raises(Exception, match="MODEL_EMOJI_AS_WORDS"):
+        load_settings(model_emoji_as_words="sometimes")

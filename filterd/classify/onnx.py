@@ -40,6 +40,7 @@ class OnnxClassifier:
     def __init__(
         self, model_dir: Path | None = None, threads: int = 1, verify: bool = True,
         max_padding: float | None = 1.3, max_run: int = 1, parallel: int = 1,
+        emoji_as_words: bool | None = None,
     ) -> None:
         """``max_padding``: a call's texts are sorted by token length and run in groups
         whose padded size stays within this factor of their real size (``None``: one group
@@ -86,8 +87,11 @@ class OnnxClassifier:
                     )
         self.max_len = int(self.meta.get("max_len", 64))
         self.temperature = float(self.meta.get("temperature", 1.0))
-        # Models before v8 read every emoji as [UNK]; they keep doing so.
-        self.emoji_as_words = bool(self.meta.get("emoji_as_words", False))
+        # ``emoji_as_words``: None reads emoji as the model was trained to (its meta file;
+        # models before v8 read every emoji as [UNK]). An operator may override it
+        # (FILTERD_MODEL_EMOJI_AS_WORDS; the model card measures what that does to v7).
+        self.emoji_as_words = (bool(self.meta.get("emoji_as_words", False))
+                               if emoji_as_words is None else emoji_as_words)
         self.tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
         self.tokenizer.enable_truncation(self.max_len)
         self.tokenizer.no_padding()  # padded per run of similar lengths, in predict

@@ -320,7 +320,8 @@ def cmd_data_build(args: argparse.Namespace) -> int:
 
     examples = data.build(Path(args.data), seed=args.seed, scale=args.scale,
                           keep_splits=Path(args.keep_splits) if args.keep_splits else None,
-                          emoji_names=args.emoji_names)
+                          emoji_names=args.emoji_names,
+                          team_candidates=args.team_candidates)
     data.save(examples, Path(args.out))
     print(json.dumps(data.summary(examples), indent=1))
     print(f"wrote {len(examples)} examples to {args.out}", file=sys.stderr)
@@ -534,6 +535,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--emoji-names", action="store_true",
                    help="experimental: emoji as their names, plus rule R8 (emoji in every "
                         "class); not the shipped model's build (model card, v8 and v9)")
+    b.add_argument("--team-candidates", action="store_true",
+                   help="also read filterd/classify/team/candidates/ (team text measured for "
+                        "a model that was not shipped; model card, v11)")
     b.set_defaults(func=cmd_data_build)
 
     t = sub.add_parser("train", help="fine-tune the classifier")

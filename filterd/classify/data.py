@@ -83,6 +83,7 @@ def build(
     progress: bool = True,
     keep_splits: Path | None = None,
     emoji_names: bool = False,
+    team_candidates: bool = False,
 ) -> list[Example]:
     """Build the labelled set: every row cleaned, de-duplicated, capped and split.
 
@@ -102,8 +103,10 @@ def build(
     a model trained on such a build reads emoji as names when served (the trainer finds
     no raw emoji in the set and records ``emoji_as_words`` in its meta file). The model
     card's "v8 and v9" section says what it did.
+    ``team_candidates``: the team source also reads ``team/candidates/`` (team text
+    measured for a model that was not shipped; model card, v11).
     """
-    from filterd.classify.sources import CAPS, DEFAULT_CAP, SOURCES
+    from filterd.classify.sources import CAPS, DEFAULT_CAP, SOURCES, team_with_candidates
 
     if not data_root.is_dir():
         raise DataError(f"Data folder {data_root} does not exist; pass --data PATH to it.")
@@ -138,7 +141,8 @@ def build(
         rows: dict[str, list[tuple[str, Example]]] = defaultdict(list)  # (text key, row)
         # Each source draws from its own generator, so a change to one source cannot
         # change what another one samples.
-        for ex in SOURCES[name](data_root, random.Random(f"{seed}:{name}")):
+        source = team_with_candidates if name == "team" and team_candidates else SOURCES[name]
+        for ex in source(data_root, random.Random(f"{seed}:{name}")):
             ex.text = html.unescape(ex.text).strip()
             # The model reads what serving gives it: PII as placeholders, channel
             # artifacts neutralised.

@@ -26,6 +26,7 @@ from filterd.types import MODEL_FLAGS
 csv.field_size_limit(10_000_000)
 
 TEAM_DIR = Path(__file__).parent / "team"
+CANDIDATES_DIR = TEAM_DIR / "candidates"  # not in the default build
 DEFAULT_CAP = 3000
 
 
@@ -407,6 +408,19 @@ def team(root: Path, rng: random.Random) -> Iterator[Example]:
     files = sorted(TEAM_DIR.glob("*.jsonl"))
     if not files:
         raise DataError(f"No team data in {TEAM_DIR}")
+    yield from _team_rows(files)
+
+
+def team_with_candidates(root: Path, rng: random.Random) -> Iterator[Example]:
+    """:func:`team` plus the files in ``team/candidates/``: team text written and measured
+    for a model that was not shipped (its README says which and why). In file-name order
+    across both folders, so the build equals the one that model was trained on."""
+    files = sorted([*TEAM_DIR.glob("*.jsonl"), *CANDIDATES_DIR.glob("*.jsonl")],
+                   key=lambda p: p.name)
+    yield from _team_rows(files)
+
+
+def _team_rows(files: list[Path]) -> Iterator[Example]:
     for path in files:
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():

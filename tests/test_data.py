@@ -124,7 +124,6 @@ def test_team_data_is_valid() -> None:
     assert not [r for r in rows if r.flags["self_harm"] and r.category == "abusive"]
 
 
-
 def test_candidate_team_text_is_read_only_when_asked() -> None:
     """team/candidates/ holds team text measured for a model that was not shipped (v11):
     the default build, the shipped model's, leaves it out; --team-candidates reads it, in
@@ -132,17 +131,18 @@ def test_candidate_team_text_is_read_only_when_asked() -> None:
     rng = __import__("random").Random(0)
     default = list(sources.team(Path("."), rng))
     both = list(sources.team_with_candidates(Path("."), rng))
-    cand = sorted(p.stem for p in sources.CANDIDATES_DIR.glob("*.jsonl"))
+    cand = {f"team:{p.stem}" for p in sources.CANDIDATES_DIR.glob("*.jsonl")}
     assert cand, "no candidate files"
-    assert not {r.source for r in default} & {f"team:{c}" for c in cand}
-    extra = [r for r in both if r.source in {f"team:{c}" for c in cand}]
+    assert not {r.source for r in default} & cand
+    extra = [r for r in both if r.source in cand]
     assert len(extra) == len(both) - len(default) > 100
-    assert [r.text for r in both if r not in extra] == [r.text for r in default]
+    assert [r.text for r in both if r.source not in cand] == [r.text for r in default]
     labels = {(r.category, r.flags["sexual_harassment"]) for r in extra}
     assert labels <= {("abusive", 1), ("neutral", 0), ("frustrated", 0)}
     # one file's rows stay together, between the files whose names sort around it
     stems = [r.source for r in both]
     assert stems == sorted(stems, key=lambda s: s.removeprefix("team:"))
+
 
 @needs_data
 def test_build_is_deterministic_and_leak_free() -> None:

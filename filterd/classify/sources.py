@@ -405,19 +405,21 @@ def cfpb(root: Path, rng: random.Random) -> Iterator[Example]:
 
 def team(root: Path, rng: random.Random) -> Iterator[Example]:
     """Text written by the filterd team for what no public set covers."""
-    files = sorted(TEAM_DIR.glob("*.jsonl"))
-    if not files:
-        raise DataError(f"No team data in {TEAM_DIR}")
-    yield from _team_rows(files)
+    yield from _team_rows(_team_files(TEAM_DIR))
 
 
 def team_with_candidates(root: Path, rng: random.Random) -> Iterator[Example]:
     """:func:`team` plus the files in ``team/candidates/``: team text written and measured
     for a model that was not shipped (its README says which and why). In file-name order
     across both folders, so the build equals the one that model was trained on."""
-    files = sorted([*TEAM_DIR.glob("*.jsonl"), *CANDIDATES_DIR.glob("*.jsonl")],
-                   key=lambda p: p.name)
-    yield from _team_rows(files)
+    yield from _team_rows(_team_files(TEAM_DIR, CANDIDATES_DIR))
+
+
+def _team_files(*dirs: Path) -> list[Path]:
+    files = sorted((p for d in dirs for p in d.glob("*.jsonl")), key=lambda p: p.name)
+    if not files:
+        raise DataError(f"No team data in {dirs[0]}")
+    return files
 
 
 def _team_rows(files: list[Path]) -> Iterator[Example]:

@@ -102,7 +102,10 @@ def build(
     (:func:`filterd.normalize.emoji_words`) and rule R8 gives one train row in ten an emoji;
     a model trained on such a build reads emoji as names when served (the trainer finds
     no raw emoji in the set and records ``emoji_as_words`` in its meta file). The model
-    card's "v8 and v9" section says what it did.
+    card's "v8 and v9" section says what it did. Its split is drawn on each text with
+    its emoji left as they are, so every text is in the split the default build gives it
+    (before session 9 a named build drew it on the named text, and about 260 of v7's
+    validation rows went to train in v8-v11's builds; model card, "v8 and v9").
     ``team_candidates``: the team source also reads ``team/candidates/`` (team text
     measured for a model that was not shipped; model card, v11).
     """
@@ -125,6 +128,9 @@ def build(
         for ex in load(keep_splits):
             text = clean_for_model(ex.text, emoji_as_words=emoji_names)
             earlier[_key(text)] = ex.split
+            # and as this build draws its split (emoji as they are), for a named text's
+            # sibling that the earlier build did not keep
+            earlier.setdefault(_key(clean_for_model(ex.text)), ex.split)
             if (emoji_names and ex.split == "train"
                     and (bare := without_emoji_suffix(text)) != text):
                 earlier.setdefault(_key(bare), ex.split)
@@ -138,7 +144,8 @@ def build(
     lexicon = Lexicon.default()
 
     for name in tqdm(names, desc="sources", disable=not progress):
-        rows: dict[str, list[tuple[str, Example]]] = defaultdict(list)  # (text key, row)
+        # (text key, split key, row)
+        rows: dict[str, list[tuple[str, str, Example]]] = defaultdict(list)
         # Each source draws from its own generator, so a change to one source cannot
         # change what another one samples.
         source = team_with_candidates if name == "team" and team_candidates else SOURCES[name]
@@ -147,14 +154,19 @@ def build(
             # The model reads what serving gives it: PII as placeholders, channel
             # artifacts neutralised.
             spans = [*pii.find(ex.text), *lexicon.find(ex.text)]
-            ex.text = clean_for_model(model_text(ex.text, spans), emoji_as_words=emoji_names)
+            plain = model_text(ex.text, spans)
+            ex.text = clean_for_model(plain, emoji_as_words=emoji_names)
             if len(ex.text) < 2 or len(ex.text) > 1000:
                 continue
             k = _key(ex.text)
             if k in seen:
                 continue  # first source wins; no text is in two splits
             seen.add(k)
-            rows[ex.category or "none"].append((k, ex))
+            # The split is drawn on the text with its emoji left as they are, so naming
+            # emoji moves no row between train and valid: every text stays in the split
+            # a plain build gives it, and texts that differ only in their emoji share one.
+            sk = _key(clean_for_model(plain)) if emoji_names else k
+            rows[ex.category or "none"].append((k, sk, ex))
         for cat, keyed in rows.items():
             # A cap keeps the rows with the smallest hash of seed and text: a rule that
             # adds or drops a few rows changes the kept rows by those few (a shuffle
@@ -165,12 +177,12 @@ def build(
                 cap = max(cap, 4000)
             if scale < 1 or len(keyed) > cap:
                 keyed = keyed[: max(1, int(cap * scale))]
-            for key, ex in keyed:
+            for key, sk, ex in keyed:
                 if name in holdout:
                     ex.split = "holdout"
-                elif k_split := earlier.get(key):
+                elif k_split := earlier.get(key) or earlier.get(sk):
                     ex.split = k_split if k_split != "holdout" else "valid"
-                elif key[:16] in core or _hash_unit(seed, key) < valid_fraction:
+                elif sk[:16] in core or _hash_unit(seed, sk) < valid_fraction:
                     ex.split = "valid"
                 else:
                     ex.split = "train"

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from filterd.errors import ConfigError, FilterdError, InputError
+from filterd.errors import ConfigError, DataError, FilterdError, InputError
 
 if TYPE_CHECKING:
     from filterd.store.sql import SqlStore
@@ -365,6 +365,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from filterd.pipeline import Filter
 
     root = Path(args.data)
+    tables = Path(args.tables) if args.tables else None
+    if tables is not None and not tables.is_dir():  # before the minutes of scoring
+        raise DataError(f"--tables {tables}: no such folder (the tests' tables are in "
+                        "tests/data of a source checkout)")
     settings = load_settings(**({"model_dir": Path(args.model_dir)} if args.model_dir else {}))
     filter_ = Filter(settings)
     examples = (data.load(Path(args.dataset)) if args.dataset
@@ -393,9 +397,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     report["obfuscation"] = evaluate.obfuscation_check(filter_, abusive_valid)
     if "airline" in sets:
         report["airline_safety_alarms"] = evaluate.safety_alarms(filter_, sets["airline"][0])
+    if args.emoji_probe:
+        calm = [t for t, g in zip(sets["valid"][0], sets["valid"][1], strict=True)
+                if g in ("neutral", "frustrated")]
+        report["emoji_probe"] = evaluate.emoji_probe(filter_, calm)
+    if tables is not None:
+        report.update(evaluate.case_tables(filter_, tables))
+    extras = ("obfuscation", "airline_safety_alarms", "emoji_probe", "safety_table",
+              "telecom_table")
     evaluate.save_report(report, Path(args.out))
-    print(evaluate.format_table({k: v for k, v in report.items()
-                                 if k not in ("obfuscation", "airline_safety_alarms")}))
+    print(evaluate.format_table({k: v for k, v in report.items() if k not in extras}))
     if report["obfuscation"]["n"]:
         print("abusive recall by obfuscation:", {k: v["abusive_recall"] for k, v in
                                                 report["obfuscation"].items() if k != "n"})
@@ -404,6 +415,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print("safety flags on the airline tweets (nearly all false alarms):",
               {f: a[f]["count"] for f in evaluate.SAFETY_FLAGS},
               f"crisis route {a['crisis_route']}, supervisor route {a['supervisor_route']}")
+    if "emoji_probe" in report:
+        pr = report["emoji_probe"]
+        print(f"calm and frustrated validation rows called abusive ({pr['n']}): "
+              f"{pr['plain_abusive']:.3f} as written, {pr['with_emoji_abusive']:.3f} with "
+              "one emoji appended")
+    if "safety_table" in report:
+        st = report["safety_table"]
+        print("safety table:", {f: f"{st[f]['caught']}/{st[f]['n']}" for f in
+                                evaluate.SAFETY_FLAGS},
+              f"hard negatives raising a flag {st['hard_negatives']['alarms']}/"
+              f"{st['hard_negatives']['n']}")
+    if "telecom_table" in report:
+        tt = report["telecom_table"]
+        print(f"telecom table: accuracy {tt['accuracy']:.3f}, must rows {tt['must_accuracy']}")
     print(f"full report: {args.out}", file=sys.stderr)
     return 0
 
@@ -574,6 +599,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=13)
     e.add_argument("--limit", type=int, default=None, help="first N rows of each set")
     e.add_argument("--no-baselines", action="store_true")
+    e.add_argument("--tables", metavar="DIR",
+                   help="also score the tests' hand-written tables in DIR (tests/data): "
+                        "safety-flag recall, hard-negative alarms, telecom accuracy")
+    e.add_argument("--emoji-probe", action="store_true",
+                   help="also: calm and frustrated validation rows called abusive, as "
+                        "written and with one emoji appended (12 emoji in turn)")
     e.set_defaults(func=cmd_eval)
     return p
 

@@ -6,6 +6,7 @@ ONNX export -> int8 -> serve) works and that the served model agrees with torch.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,11 @@ def test_tiny_training_run(tmp_path: Path) -> None:
     assert not np.allclose(list(outs[0].scores.values()), list(outs[1].scores.values()))
     # the CLI serves the freshly trained model too
     assert main(["eval", "--model-dir", str(tmp_path / "m"), "--data", str(SHARED_DATA),
-                 "--limit", "40", "--no-baselines", "--out", str(tmp_path / "e.json")]) == 0
+                 "--limit", "40", "--no-baselines", "--out", str(tmp_path / "e.json"),
+                 "--tables", str(Path(__file__).parent / "data"), "--emoji-probe"]) == 0
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert report["safety_table"]["threat"]["n"] >= 20
+    assert report["telecom_table"]["must_n"] > 0 and report["emoji_probe"]["n"] > 0
 
 
 def test_corrupt_model_file_is_refused(tmp_path: Path) -> None:
@@ -104,6 +109,57 @@ def test_safety_alarms_count_each_flag_and_the_queues_they_reach() -> None:
     assert report["self_harm"] == {"count": 1, "rate": 0.25}
     assert report["threat"]["count"] == 0
     assert report["crisis_route"] == 1
+
+
+def test_eval_scores_the_test_tables_as_the_tests_do(tmp_path: Path) -> None:
+    """``filterd eval --tables``: safety-flag recall with the ids missed, hard-negative
+    alarms, telecom accuracy on all and on "must" rows; and the emoji probe."""
+    from filterd.classify.evaluate import case_tables, emoji_probe
+    from filterd.classify.fake import KeywordClassifier
+    from filterd.config import load_settings
+    from filterd.pipeline import Filter
+
+    flt = Filter(load_settings(model_timeout_ms=0), classifier=KeywordClassifier())
+    safety = [
+        {"id": "s1", "text": "I want to kill myself", "flag": "self_harm"},
+        {"id": "s2", "text": "please send the invoice again", "flag": "self_harm"},
+        {"id": "t1", "text": "please send the invoice again", "flag": "threat"},
+        {"id": "n1", "text": "where is my parcel", "flag": "none"},
+        {"id": "n2", "text": "I want to kill myself", "flag": "none"},
+    ]
+    telecom = [
+        {"id": "a", "text": "you idiot", "category": "abusive", "must": True},
+        {"id": "b", "text": "still waiting, 3 hours", "category": "frustrated", "must": True},
+        {"id": "c", "text": "thanks, all sorted", "category": "neutral", "must": False},
+        {"id": "d", "text": "thanks, all sorted", "category": "frustrated", "must": True},
+    ]
+    for name, rows in (("safety_cases", safety), ("telecom_cases", telecom)):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = case_tables(flt, tmp_path)
+    st = report["safety_table"]
+    assert st["self_harm"] == {"caught": 1, "n": 2, "missed": ["s2"]}
+    assert st["threat"] == {"caught": 0, "n": 1, "missed": ["t1"]}
+    assert st["sexual_harassment"] == {"caught": 0, "n": 0, "missed": []}
+    assert st["hard_negatives"] == {"alarms": 1, "n": 2, "ids": ["n2"]}
+    assert report["telecom_table"] == {"n": 4, "accuracy": 0.75, "must_n": 3,
+                                       "must_accuracy": round(2 / 3, 4)}
+    assert case_tables(flt, tmp_path / "none") == {}  # no table there, nothing scored
+    probe = emoji_probe(flt, ["thanks, all sorted", "you idiot"])
+    assert probe["n"] == 2 and len(probe["by_emoji"]) == 12
+    assert probe["plain_abusive"] == probe["with_emoji_abusive"] == 0.5  # keywords only
+
+
+def test_eval_tables_folder_must_exist(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from filterd.cli import main
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (tmp_path / "set.jsonl").write_text(json.dumps(
+        {"text": "hello there", "category": "neutral", "source": "x", "split": "valid"}) + "\n")
+    assert main(["eval", "--dataset", str(tmp_path / "set.jsonl"), "--data", str(data_dir),
+                 "--no-baselines", "--tables", str(tmp_path / "nope"),
+                 "--out", str(tmp_path / "e.json")]) == 2
+    assert "--tables" in capsys.readouterr().err
 
 
 def test_a_model_reads_emoji_the_way_its_training_set_has_them(tmp_path: Path) -> None:

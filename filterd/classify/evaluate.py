@@ -254,3 +254,67 @@ def obfuscation_check(filter_: Any, texts: Sequence[str]) -> dict[str, Any]:
                 [len(v.spans) >= len(sp) for v, (_, sp) in zip(judged, rows, strict=True)])), 4),
         }
     return out
+
+
+# ------------------------------------------------------------------ test tables, emoji
+
+def _read_cases(path: Path) -> list[dict[str, Any]]:
+    from filterd.errors import DataError
+
+    try:
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
+                if line.strip()]
+    except (OSError, json.JSONDecodeError) as e:
+        raise DataError(f"{path}: not a readable JSONL table ({e})") from e
+
+
+def case_tables(filter_: Any, folder: Path) -> dict[str, Any]:
+    """The test suite's hand-written tables (``tests/data``), scored the way the tests
+    score them, so that two models can be compared on them in one command.
+
+    ``safety_cases.jsonl``: for each safety flag, how many of its rows raise it, and the
+    ids of those that do not; how many hard negatives (``flag == "none"``) raise any.
+    ``telecom_cases.jsonl``: category accuracy on all rows and on the ``must`` rows.
+    A table that is not in ``folder`` is left out of the report."""
+    out: dict[str, Any] = {}
+    safety_path, telecom_path = folder / "safety_cases.jsonl", folder / "telecom_cases.jsonl"
+    if safety_path.exists():
+        cases = _read_cases(safety_path)
+        judged = dict(zip([c["id"] for c in cases],
+                          verdicts(filter_, [c["text"] for c in cases]), strict=True))
+        safety: dict[str, Any] = {}
+        for flag in SAFETY_FLAGS:
+            rows = [c for c in cases if c["flag"] == flag]
+            missed = [c["id"] for c in rows if flag not in judged[c["id"]].flags]
+            safety[flag] = {"caught": len(rows) - len(missed), "n": len(rows), "missed": missed}
+        negatives = [c for c in cases if c["flag"] == "none"]
+        alarms = [c["id"] for c in negatives if set(SAFETY_FLAGS) & set(judged[c["id"]].flags)]
+        safety["hard_negatives"] = {"alarms": len(alarms), "n": len(negatives), "ids": alarms}
+        out["safety_table"] = safety
+    if telecom_path.exists():
+        cases = _read_cases(telecom_path)
+        cats = [v.category for v in verdicts(filter_, [c["text"] for c in cases])]
+        right = [cat == c["category"] for cat, c in zip(cats, cases, strict=True)]
+        must = [r for r, c in zip(right, cases, strict=True) if c["must"]]
+        out["telecom_table"] = {"n": len(cases), "accuracy": round(float(np.mean(right)), 4),
+                                "must_n": len(must),
+                                "must_accuracy": round(float(np.mean(must)), 4) if must else None}
+    return out
+
+
+PROBE_EMOJI = ("🙂", "🙏", "👍", "😂", "❤️", "😉", "🙄", "😡", "😭", "🔥", "💀", "🤷")
+
+
+def emoji_probe(filter_: Any, calm_texts: Sequence[str]) -> dict[str, Any]:
+    """How often calm and frustrated messages are called abusive as written, and with one
+    emoji of ``PROBE_EMOJI`` appended (each emoji in turn): what an emoji alone adds."""
+    if not calm_texts:
+        return {"n": 0}
+    plain = [v.category == "abusive" for v in verdicts(filter_, calm_texts)]
+    by_emoji = {}
+    for e in PROBE_EMOJI:
+        judged = verdicts(filter_, [f"{t} {e}" for t in calm_texts])
+        by_emoji[e] = round(float(np.mean([v.category == "abusive" for v in judged])), 4)
+    return {"n": len(calm_texts), "plain_abusive": round(float(np.mean(plain)), 4),
+            "with_emoji_abusive": round(float(np.mean(list(by_emoji.values()))), 4),
+            "by_emoji": by_emoji}

@@ -125,7 +125,7 @@ def test_team_data_is_valid() -> None:
 
 
 def test_candidate_team_text_is_read_only_when_asked() -> None:
-    """team/candidates/ holds team text measured for a model that was not shipped (v11):
+    """team/candidates/ holds team text measured for models that were not shipped (v11, v13):
     the default build, the shipped model's, leaves it out; --team-candidates reads it, in
     file-name order among the other team files (that model's build)."""
     rng = __import__("random").Random(0)
@@ -137,8 +137,10 @@ def test_candidate_team_text_is_read_only_when_asked() -> None:
     extra = [r for r in both if r.source in cand]
     assert len(extra) == len(both) - len(default) > 100
     assert [r.text for r in both if r.source not in cand] == [r.text for r in default]
-    labels = {(r.category, r.flags["sexual_harassment"]) for r in extra}
-    assert labels <= {("abusive", 1), ("neutral", 0), ("frustrated", 0)}
+    # the candidates are about a safety flag each (harassment, threats): their abusive rows
+    # carry one, their look-alikes none
+    labels = {(r.category, r.flags["sexual_harassment"] or r.flags["threat"]) for r in extra}
+    assert labels == {("abusive", 1), ("neutral", 0), ("frustrated", 0)}
     # one file's rows stay together, between the files whose names sort around it
     stems = [r.source for r in both]
     assert stems == sorted(stems, key=lambda s: s.removeprefix("team:"))

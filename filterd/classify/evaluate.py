@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from filterd.errors import ModelError
+from filterd.errors import DataError, ModelError
 from filterd.types import CATEGORIES
 
 Predictor = Callable[[Sequence[str]], list[tuple[str, float]]]  # -> (category, P(category))
@@ -259,8 +259,6 @@ def obfuscation_check(filter_: Any, texts: Sequence[str]) -> dict[str, Any]:
 # ------------------------------------------------------------------ test tables, emoji
 
 def _read_cases(path: Path) -> list[dict[str, Any]]:
-    from filterd.errors import DataError
-
     try:
         return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
                 if line.strip()]

@@ -117,6 +117,7 @@ def test_eval_scores_the_test_tables_as_the_tests_do(tmp_path: Path) -> None:
     from filterd.classify.evaluate import case_tables, emoji_probe
     from filterd.classify.fake import KeywordClassifier
     from filterd.config import load_settings
+    from filterd.errors import DataError
     from filterd.pipeline import Filter
 
     flt = Filter(load_settings(model_timeout_ms=0), classifier=KeywordClassifier())
@@ -144,6 +145,10 @@ def test_eval_scores_the_test_tables_as_the_tests_do(tmp_path: Path) -> None:
     assert report["telecom_table"] == {"n": 4, "accuracy": 0.75, "must_n": 3,
                                        "must_accuracy": round(2 / 3, 4)}
     assert case_tables(flt, tmp_path / "none") == {}  # no table there, nothing scored
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad/telecom_cases.jsonl").write_text('{"id": "a", "text": "hi"}\n')
+    with pytest.raises(DataError, match="line 1: a row needs the keys"):
+        case_tables(flt, tmp_path / "bad")
     probe = emoji_probe(flt, ["thanks, all sorted", "you idiot"])
     assert probe["n"] == 2 and len(probe["by_emoji"]) == 12
     assert probe["plain_abusive"] == probe["with_emoji_abusive"] == 0.5  # keywords only

@@ -258,12 +258,26 @@ def obfuscation_check(filter_: Any, texts: Sequence[str]) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ test tables, emoji
 
-def _read_cases(path: Path) -> list[dict[str, Any]]:
+def _read_cases(path: Path, keys: tuple[str, ...]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
     try:
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
-                if line.strip()]
-    except (OSError, json.JSONDecodeError) as e:
-        raise DataError(f"{path}: not a readable JSONL table ({e})") from e
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: not a readable table ({e})") from e
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path} line {n}: not JSON ({e})") from e
+        if not isinstance(row, dict):
+            raise DataError(f"{path} line {n}: a row needs the keys {list(keys)}")
+        if missing := [k for k in keys if k not in row]:
+            raise DataError(f"{path} line {n}: a row needs the keys {list(keys)}; "
+                            f"missing {missing}")
+        rows.append(row)
+    return rows
 
 
 def case_tables(filter_: Any, folder: Path) -> dict[str, Any]:
@@ -277,7 +291,7 @@ def case_tables(filter_: Any, folder: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     safety_path, telecom_path = folder / "safety_cases.jsonl", folder / "telecom_cases.jsonl"
     if safety_path.exists():
-        cases = _read_cases(safety_path)
+        cases = _read_cases(safety_path, ("id", "text", "flag"))
         judged = dict(zip([c["id"] for c in cases],
                           verdicts(filter_, [c["text"] for c in cases]), strict=True))
         safety: dict[str, Any] = {}
@@ -290,7 +304,7 @@ def case_tables(filter_: Any, folder: Path) -> dict[str, Any]:
         safety["hard_negatives"] = {"alarms": len(alarms), "n": len(negatives), "ids": alarms}
         out["safety_table"] = safety
     if telecom_path.exists():
-        cases = _read_cases(telecom_path)
+        cases = _read_cases(telecom_path, ("id", "text", "category", "must"))
         cats = [v.category for v in verdicts(filter_, [c["text"] for c in cases])]
         right = [cat == c["category"] for cat, c in zip(cats, cases, strict=True)]
         must = [r for r, c in zip(right, cases, strict=True) if c["must"]]

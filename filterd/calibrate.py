@@ -21,12 +21,12 @@ measured on the other, so the report's "held-out" numbers are not the fit's own.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from filterd.classify.data import jsonl_rows
 from filterd.classify.evaluate import filterd_predictor, metrics
 from filterd.errors import InputError
 from filterd.pipeline import Filter
@@ -50,13 +50,7 @@ def load_labelled(path: Path) -> list[Labelled]:
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputError(f"{path.name} line {n}: not JSON ({e.msg})") from None
+    for n, obj in jsonl_rows(path, InputError):
         if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
             raise InputError(f"{path.name} line {n}: needs a string 'text'")
         if not obj["text"].strip():

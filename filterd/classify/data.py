@@ -20,12 +20,13 @@ import json
 import random
 import re
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from filterd.classify.rules import emoji_for, without_emoji_suffix
-from filterd.errors import DataError
+from filterd.errors import DataError, FilterdError
 from filterd.normalize import clean_for_model, emoji_words
 from filterd.types import MODEL_FLAGS
 
@@ -221,6 +222,24 @@ def load(path: Path) -> list[Example]:
         for line in f:
             out.append(Example(**json.loads(line)))
     return out
+
+
+def jsonl_rows(
+    path: Path, error: type[FilterdError] = DataError,
+) -> Iterator[tuple[int, Any]]:
+    """``(line number, parsed value)`` for each non-blank line of a JSONL file; a file
+    that cannot be read, or a line that is not JSON, raises ``error`` naming them."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise error(f"{path}: not a readable JSONL file ({e})") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            yield n, json.loads(line)
+        except json.JSONDecodeError as e:
+            raise error(f"{path.name} line {n}: not JSON ({e.msg})") from None
 
 
 def load_feedback(path: Path) -> list[Example]:

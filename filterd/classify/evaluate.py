@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from filterd.classify.data import jsonl_rows
 from filterd.errors import DataError, ModelError
 from filterd.types import CATEGORIES
 
@@ -260,17 +261,7 @@ def obfuscation_check(filter_: Any, texts: Sequence[str]) -> dict[str, Any]:
 
 def _read_cases(path: Path, keys: tuple[str, ...]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: not a readable table ({e})") from e
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path} line {n}: not JSON ({e})") from e
+    for n, row in jsonl_rows(path):
         if not isinstance(row, dict):
             raise DataError(f"{path} line {n}: a row needs the keys {list(keys)}")
         if missing := [k for k in keys if k not in row]:

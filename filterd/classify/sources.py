@@ -16,10 +16,9 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 from filterd.classify import rules
-from filterd.classify.data import Example
+from filterd.classify.data import Example, jsonl_rows
 from filterd.errors import DataError
 from filterd.types import MODEL_FLAGS
 
@@ -424,13 +423,7 @@ def _team_files(*dirs: Path) -> list[Path]:
 
 def _team_rows(files: list[Path]) -> Iterator[Example]:
     for path in files:
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row: dict[str, Any] = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path.name} line {n}: not JSON ({e})") from e
+        for _, row in jsonl_rows(path):
             flags = {f: int(f in row.get("flags", [])) for f in MODEL_FLAGS}
             rare = any(flags[f] for f in ("threat", "self_harm", "sexual_harassment"))
             yield Example(row["text"], row["category"], f"team:{path.stem}", flags,

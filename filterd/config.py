@@ -33,8 +33,8 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(100_000, ge=1)
     model_max_chars: int = Field(2_000, ge=16)  # the model sees at most this much text
     # How the model reads emoji: None as it was trained (its filterd_model.json); true: as
-    # their names ("folded hands"); false: as the tokenizer's [UNK]. For the shipped v7,
-    # true cuts friendly-emoji false alarms and costs emoji-hate recall (model card).
+    # their names ("folded hands"; the shipped model's training); false: as the tokenizer's
+    # [UNK] (models up to v7). Against its training, either way costs accuracy (model card).
     model_emoji_as_words: bool | None = None
 
     # ---- the HTTP service (filterd serve)

@@ -253,7 +253,8 @@ def emoji_words(text: str) -> str:
     the training data are in Hatemoji's abusive rows, ``[UNK]`` had come to mean abuse
     (model v7: one friendly emoji appended to neutral and frustrated validation messages
     turned 88 of 1,706 of them abusive). Names come from the ``emoji`` package's CLDR data.
-    Used by ``filterd data build --emoji-names`` (experimental; see the model card).
+    Used by ``filterd data build`` (its default since the shipped model, which was trained
+    on emoji names; ``--raw-emoji`` is v7's build) and by serving such a model.
     """
     if text.isascii():
         return text
@@ -284,7 +285,7 @@ def clean_for_model(text: str, *, emoji_as_words: bool = False) -> str:
 
     HTML entities unescaped, lone surrogates -> U+FFFD, zero-width characters removed,
     with ``emoji_as_words`` emoji as their names (:func:`emoji_words`; only for a model
-    whose meta file asks for it, trained on an ``--emoji-names`` build), a leading
+    whose meta file asks for it, trained on a named build), a leading
     ``RT``/``RT @x:`` dropped, URLs -> ``http``, addressing handles at the start or end
     dropped, other ``@handles`` -> ``@user``, ``#tag`` -> ``tag``, whitespace collapsed.
     Used for training and serving alike, so it is deterministic and cheap; it is

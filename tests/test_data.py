@@ -124,26 +124,46 @@ def test_team_data_is_valid() -> None:
     assert not [r for r in rows if r.flags["self_harm"] and r.category == "abusive"]
 
 
-def test_candidate_team_text_is_read_only_when_asked() -> None:
-    """team/candidates/ holds team text measured for models that were not shipped (v11, v13):
-    the default build, the shipped model's, leaves it out; --team-candidates reads it, in
-    file-name order among the other team files (that model's build)."""
+def test_candidate_team_text_is_read_only_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """team/candidates/ holds team text being measured for a model not yet shipped: the
+    default build, the shipped model's, leaves it out; --team-candidates reads it, in
+    file-name order among the other team files (that model's build). The shipped model's
+    files (harassment_questions, threat_lookalikes, threat_balance) have moved into team/,
+    so the candidates here are a stand-in folder."""
+    cand_dir = tmp_path / "candidates"
+    cand_dir.mkdir()
+    rows = [{"text": f"could you send the manual for the router model {i}, please",
+             "category": "neutral", "flags": [], "intensity": 0.05, "group": "t"}
+            for i in range(5)]
+    (cand_dir / "m_candidate.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    monkeypatch.setattr(sources, "CANDIDATES_DIR", cand_dir)
     rng = __import__("random").Random(0)
     default = list(sources.team(Path("."), rng))
     both = list(sources.team_with_candidates(Path("."), rng))
-    cand = {f"team:{p.stem}" for p in sources.CANDIDATES_DIR.glob("*.jsonl")}
-    assert cand, "no candidate files"
-    assert not {r.source for r in default} & cand
-    extra = [r for r in both if r.source in cand]
-    assert len(extra) == len(both) - len(default) > 100
-    assert [r.text for r in both if r.source not in cand] == [r.text for r in default]
-    # the candidates are about a safety flag each (harassment, threats): their abusive rows
-    # carry one, their look-alikes none
-    labels = {(r.category, r.flags["sexual_harassment"] or r.flags["threat"]) for r in extra}
-    assert labels == {("abusive", 1), ("neutral", 0), ("frustrated", 0)}
+    assert "team:m_candidate" not in {r.source for r in default}
+    extra = [r for r in both if r.source == "team:m_candidate"]
+    assert [r.text for r in extra] == [r["text"] for r in rows]
+    assert len(both) == len(default) + len(rows)
+    assert [r.text for r in both if r.source != "team:m_candidate"] == [r.text for r in default]
     # one file's rows stay together, between the files whose names sort around it
     stems = [r.source for r in both]
     assert stems == sorted(stems, key=lambda s: s.removeprefix("team:"))
+    assert stems.index("team:m_candidate") > stems.index("team:harassment_questions")
+
+
+def test_team_safety_boundary_files_label_one_flag_each_side() -> None:
+    """The shipped model's boundary files (sexual harassment without a rude word; threats
+    and their non-violent look-alikes): abusive rows carry their safety flag, look-alikes
+    none and are never abusive."""
+    rows = list(sources.team(Path("."), __import__("random").Random(0)))
+    for stem, flag in (("harassment_questions", "sexual_harassment"),
+                       ("threat_lookalikes", "threat"), ("threat_balance", "threat")):
+        mine = [r for r in rows if r.source == f"team:{stem}"]
+        assert len(mine) > 100, stem
+        labels = {(r.category, r.flags[flag]) for r in mine}
+        assert labels == {("abusive", 1), ("neutral", 0), ("frustrated", 0)}, (stem, labels)
 
 
 @needs_data
@@ -193,7 +213,7 @@ def test_keep_splits_keeps_every_earlier_text_where_it_was(tmp_path: Path) -> No
 def test_r8_gives_a_tenth_of_train_rows_an_emoji_and_leaves_the_rest_alone(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """R8 (``--emoji-names`` builds): emoji in every class, so that an emoji alone does not
+    """R8 (named-emoji builds, the default): emoji in every class, so that an emoji alone does not
     mean abuse. Only train rows
     change, by one emoji from their class's pool; validation and held-out rows keep the
     sources' text; HatemojiBuild (whose emoji are its subject) is left alone."""
@@ -201,7 +221,7 @@ def test_r8_gives_a_tenth_of_train_rows_an_emoji_and_leaves_the_rest_alone(
           "progress": False, "emoji_names": True}
     built = data.build(SHARED_DATA, seed=3, **kw)  # type: ignore[arg-type]
     default = data.build(SHARED_DATA, seed=3, **{**kw, "emoji_names": False})  # type: ignore[arg-type]
-    # the default build (the shipped model's) keeps emoji as they are, and no R8
+    # v7's build (--raw-emoji) keeps emoji as they are, and no R8
     assert any(emoji_words(e.text) != e.text for e in default if e.source == "hatemoji")
     assert not [e for e in built if emoji_words(e.text) != e.text]
     monkeypatch.setattr(data, "EMOJI_FRACTION", 0.0)
@@ -223,13 +243,13 @@ def test_r8_gives_a_tenth_of_train_rows_an_emoji_and_leaves_the_rest_alone(
 
 @needs_data
 def test_naming_emoji_moves_no_text_between_train_and_valid() -> None:
-    """An --emoji-names build draws each text's split as the default build does (on the
-    text with its emoji as they are), so a model trained on it has seen none of the default
-    build's validation rows. Before session 9 it drew it on the named text, and most of
+    """A named-emoji build (the default) draws each text's split as a raw-emoji build (v7's)
+    does, on the text with its emoji as they are, so a model trained on it has seen none of
+    v7's validation rows. Before session 9 it drew it on the named text, and most of
     HatemojiBuild's validation rows went to train."""
     kw = {"sources": ["banking77", "hatemoji", "team"], "scale": 0.1, "valid_fraction": 0.2,
           "progress": False}
-    default = data.build(SHARED_DATA, seed=3, **kw)  # type: ignore[arg-type]
+    default = data.build(SHARED_DATA, seed=3, emoji_names=False, **kw)  # type: ignore[arg-type]
     named = data.build(SHARED_DATA, seed=3, emoji_names=True, **kw)  # type: ignore[arg-type]
     split_of: dict[str, str] = {}
     for e in named:  # a train row may carry R8's emoji; its text without it is the row's

@@ -116,15 +116,14 @@ def emoji_turned(real_filter, verdicts):  # type: ignore[no-untyped-def]
     return turned, len(texts)
 
 
-@pytest.mark.xfail(strict=True, reason="known failure of the shipped model (v7): it reads every "
-                   "emoji as [UNK], which Hatemoji taught it to take for abuse; 24 of 680 "
-                   "(3.5%) turn abusive. Models trained on an --emoji-names build read emoji "
-                   "as names (v9: 12 of 696); model card, v8 and v9")
+@pytest.mark.xfail(strict=True, reason="known failure of the shipped model (v14): 21 of 688 "
+                   "(3.1%) turn abusive or raise a safety flag; it reads emoji as names, where "
+                   "v7 read every one as [UNK] (24 of 680); model card, Session 10")
 def test_an_emoji_does_not_make_a_message_abusive(emoji_turned) -> None:  # type: ignore[no-untyped-def]
     turned, n = emoji_turned
     assert len(turned) <= 0.01 * n, f"{len(turned)} of {n}: {turned[:12]}"
 
 
 def test_emoji_false_alarms_do_not_regress(emoji_turned) -> None:  # type: ignore[no-untyped-def]
-    turned, n = emoji_turned  # the shipped model (v7): 24 of 680
+    turned, n = emoji_turned  # the shipped model (v14): 21 of 688; v7 24 of 680
     assert len(turned) <= 0.045 * n, f"{len(turned)} of {n}: {turned[:12]}"

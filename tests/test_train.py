@@ -168,8 +168,9 @@ def test_eval_tables_folder_must_exist(capsys: pytest.CaptureFixture[str], tmp_p
 
 
 def test_a_model_reads_emoji_the_way_its_training_set_has_them(tmp_path: Path) -> None:
-    """Trained on a plain build (raw emoji, the shipped v7), a model is served raw emoji; on
-    an --emoji-names build, their names. The meta file carries the choice to serving."""
+    """Trained on a raw-emoji build (v7's), a model is served raw emoji; on a named build
+    (the default, the shipped v14's), their names. The meta file carries the choice to
+    serving."""
     import json
     import shutil
 
@@ -181,20 +182,20 @@ def test_a_model_reads_emoji_the_way_its_training_set_has_them(tmp_path: Path) -
     assert reads_emoji_as_words([named]) and not reads_emoji_as_words([named, row])
 
     shipped = OnnxClassifier(default_model_dir())
-    assert shipped.emoji_as_words is False  # v7 was trained on raw emoji
+    assert shipped.emoji_as_words is True  # v14 was trained on emoji names
+    a, b = shipped.predict(["thanks 🙏", "thanks folded hands"])
+    assert a.scores == b.scores
     shutil.copytree(default_model_dir(), tmp_path / "m")
     meta = json.loads((tmp_path / "m/filterd_model.json").read_text())
-    (tmp_path / "m/filterd_model.json").write_text(json.dumps({**meta, "emoji_as_words": True}))
-    naming = OnnxClassifier(tmp_path / "m")
-    a, b = naming.predict(["thanks 🙏", "thanks folded hands"])
-    assert a.scores == b.scores
-    d, e = shipped.predict(["thanks 🙏", "thanks folded hands"])
+    (tmp_path / "m/filterd_model.json").write_text(json.dumps({**meta, "emoji_as_words": False}))
+    raw = OnnxClassifier(tmp_path / "m")  # as a raw-emoji model (v7) is served
+    d, e = raw.predict(["thanks 🙏", "thanks folded hands"])
     assert d.scores != e.scores
 
 
 def test_operator_can_override_how_the_model_reads_emoji(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """FILTERD_MODEL_EMOJI_AS_WORDS overrides the meta file both ways; unset, the model
-    reads emoji as it was trained to (v7: [UNK])."""
+    reads emoji as it was trained to (v14: names; v7: [UNK])."""
     from filterd.config import load_settings
     from filterd.pipeline import Filter
 
@@ -210,6 +211,6 @@ def test_operator_can_override_how_the_model_reads_emoji(monkeypatch) -> None:  
     assert raw.classifier.emoji_as_words is False  # type: ignore[attr-defined]
     assert scores(raw, "thanks 🙏") != scores(raw, "thanks folded hands")
     monkeypatch.delenv("FILTERD_MODEL_EMOJI_AS_WORDS")
-    assert Filter(load_settings()).classifier.emoji_as_words is False  # type: ignore[attr-defined]
+    assert Filter(load_settings()).classifier.emoji_as_words is True  # type: ignore[attr-defined]
     with pytest.raises(Exception, match="MODEL_EMOJI_AS_WORDS"):
         load_settings(model_emoji_as_words="sometimes")

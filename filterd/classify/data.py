@@ -83,7 +83,7 @@ def build(
     scale: float = 1.0,
     progress: bool = True,
     keep_splits: Path | None = None,
-    emoji_names: bool = False,
+    emoji_names: bool = True,
     team_candidates: bool = False,
 ) -> list[Example]:
     """Build the labelled set: every row cleaned, de-duplicated, capped and split.
@@ -99,7 +99,8 @@ def build(
     split there, and only texts new to it are split by the rule above. Needed to compare
     with a model whose build split differently (another seed, or a build from before
     the hash split): that model has then seen none of this build's validation rows.
-    ``emoji_names`` (experimental, off for the shipped model v7): emoji become their names
+    ``emoji_names`` (the default, the shipped model's build; ``False`` is v7's build, the
+    CLI's ``--raw-emoji``): emoji become their names
     (:func:`filterd.normalize.emoji_words`) and rule R8 gives one train row in ten an emoji;
     a model trained on such a build reads emoji as names when served (the trainer finds
     no raw emoji in the set and records ``emoji_as_words`` in its meta file). The model

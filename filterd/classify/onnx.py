@@ -88,8 +88,9 @@ class OnnxClassifier:
         self.max_len = int(self.meta.get("max_len", 64))
         self.temperature = float(self.meta.get("temperature", 1.0))
         # ``emoji_as_words``: None reads emoji as the model was trained to (its meta file;
-        # models before v8 read every emoji as [UNK]). An operator may override it
-        # (FILTERD_MODEL_EMOJI_AS_WORDS; the model card measures what that does to v7).
+        # models up to v7 read every emoji as [UNK], the shipped one their names). An
+        # operator may override it (FILTERD_MODEL_EMOJI_AS_WORDS; the model card measures
+        # what that does to v7).
         self.emoji_as_words = (bool(self.meta.get("emoji_as_words", False))
                                if emoji_as_words is None else emoji_as_words)
         self.tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))

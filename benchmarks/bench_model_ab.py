@@ -14,11 +14,11 @@ import json
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_check import timed  # noqa: E402
 from corpus import short_messages  # noqa: E402
 
 
@@ -36,18 +36,12 @@ def main() -> int:
     texts = short_messages(300)
     filters = {"old": Filter(load_settings(model_dir=args.old)),
                "new": Filter(load_settings(model_dir=args.new))}
-    for f in filters.values():  # warm-up
-        for t in texts[:50]:
-            f.check(t)
+    for f in filters.values():  # warm-up, once
+        timed(f.check, texts[:50], warmup=0)
     p50: dict[str, list[float]] = {k: [] for k in filters}
     for r in range(args.rounds):
         for k in (("old", "new") if r % 2 == 0 else ("new", "old")):
-            times = []
-            for t in texts:
-                start = time.perf_counter()
-                filters[k].check(t)
-                times.append((time.perf_counter() - start) * 1000)
-            p50[k].append(round(statistics.median(times), 4))
+            p50[k].append(timed(filters[k].check, texts, warmup=0)["p50_ms"])
     ratios = [n / o for o, n in zip(p50["old"], p50["new"], strict=True)]
     out = {"what": f"Filter().check p50 per message (ms), {args.rounds} alternating rounds of "
                    "the same 300 short messages (benchmarks/corpus.py), one process, 1 thread",

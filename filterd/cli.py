@@ -386,6 +386,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if airline.exists():
         texts, gold = evaluate.airline_set(root)
         sets["airline"] = (texts, gold, ["airline"] * len(texts))
+        if evaluate.AIRLINE_RELABEL.exists():
+            texts, gold = evaluate.airline_relabelled_set(root)
+            sets["airline:relabelled"] = (texts, gold, ["airline"] * len(texts))
     if args.limit:
         sets = {k: (t[: args.limit], g[: args.limit], s[: args.limit])
                 for k, (t, g, s) in sets.items()}

@@ -214,3 +214,45 @@ def test_operator_can_override_how_the_model_reads_emoji(monkeypatch) -> None:  
     assert Filter(load_settings()).classifier.emoji_as_words is True  # type: ignore[attr-defined]
     with pytest.raises(Exception, match="MODEL_EMOJI_AS_WORDS"):
         load_settings(model_emoji_as_words="sometimes")
+
+
+def test_airline_relabel_file_keeps_ids_and_labels_only() -> None:
+    """The blind relabelling of the airline tweets is kept as ids and our labels; the
+    tweets' text (CC BY-NC-SA, evaluation only) must never be committed with it."""
+    from filterd.classify.evaluate import AIRLINE_RELABEL
+    from filterd.types import CATEGORIES
+
+    rows = json.loads(AIRLINE_RELABEL.read_text(encoding="utf-8"))["rows"]
+    assert len(rows) == 800
+    assert len({r["tweet_id"] for r in rows}) == 800
+    for r in rows:
+        assert set(r) == {"tweet_id", "row", "A", "A_flags", "A_sure", "B", "B_flags", "B_sure"}
+        assert r["A"] in CATEGORIES and r["B"] in CATEGORIES
+        assert r["tweet_id"].isdigit()
+
+
+def test_airline_relabelled_set_scores_agreed_rows_and_checks_ids(tmp_path: Path) -> None:
+    from filterd.classify.evaluate import airline_relabelled_set
+    from filterd.errors import DataError
+
+    folder = tmp_path / "eval_only/airline_tweets"
+    folder.mkdir(parents=True)
+    (folder / "dev.csv").write_text(
+        "tweet_id,airline_sentiment,negativereason,text\n"
+        "11,neutral,,@Air when is the flight\n"
+        "12,negative,Late Flight,@Air still waiting 3 hours\n"
+        "13,negative,Bad Flight,@Air meh\n", encoding="utf-8")
+    labels = tmp_path / "relabel.json"
+    row = {"A_flags": [], "A_sure": True, "B_flags": [], "B_sure": True}
+    labels.write_text(json.dumps({"rows": [
+        {"tweet_id": "11", "row": 0, "A": "neutral", "B": "neutral", **row},
+        {"tweet_id": "12", "row": 1, "A": "frustrated", "B": "frustrated", **row},
+        {"tweet_id": "13", "row": 2, "A": "neutral", "B": "frustrated", **row},  # disagree
+    ]}))
+    texts, gold = airline_relabelled_set(tmp_path, labels)
+    assert texts == ["@Air when is the flight", "@Air still waiting 3 hours"]
+    assert gold == ["neutral", "frustrated"]
+    labels.write_text(json.dumps({"rows": [
+        {"tweet_id": "99", "row": 0, "A": "neutral", "B": "neutral", **row}]}))
+    with pytest.raises(DataError, match="tweet 99 is not row 0"):
+        airline_relabelled_set(tmp_path, labels)

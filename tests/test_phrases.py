@@ -36,6 +36,8 @@ THREATS = [
     "I'll be waiting for you outside after your shift",  # lying in wait
     "I'm going to bring a gun to your store",  # weapon
     "I planted a bomb in the building",  # bomb threat, past tense
+    "tell the pilot there has been dynamite placed under seat 14",  # bomb hoax, passive
+    "explosives have been planted at your depot",  # passive, plural
     "someone's going to get hurt",  # implicit threat
     "the manager deserves to be shot",  # violence wished on staff
     "I hope you die",  # death wish
@@ -78,6 +80,9 @@ NOT_THREATS = [
     "I'm not going to hurt you, I just want a refund",  # negated
     "I would never hurt you",  # negated
     "that movie was the bomb",  # slang praise
+    "dynamite service today, thank you",  # slang praise
+    "the bomb cyclone has grounded every flight",  # weather
+    "the explosive growth in your fees is a joke",  # figure of speech
     "I'll blow up your phone until someone answers",  # slang for calling a lot
     "I'd murder a burger right now",  # idiom
     "I'm going to cut my losses",  # idiom

@@ -162,10 +162,13 @@ THREAT_PATTERNS: tuple[Row, ...] = (
      "attack on premises: I'll burn your store down, I'm going to shoot up the place"),
     (rf"\b(?:burn|torch) (?:your|the|this|that|ur)(?: \w+)? {_PLACE} (?:down|to the ground)\b",
      0.8, "burn this place down, without an explicit 'I'"),
-    (r"\b(?:there(?:'s| is) a bomb (?:in|at|under|inside|on|near|planted|set)|(?:planted|placed"
-     r"|put|hid|left|hidden) (?:a|an) (?:bomb|explosive|ied)|(?:have|got|built|made|bring"
-     r"|bringing) (?:a|an) (?:bomb|explosive|ied)s? (?:in|at|to|under|inside|into|near)"
-     rf"|bomb (?:in|at|under|inside) (?:your|the|this|that) {_PLACE})", 0.95, "bomb threat"),
+    (r"\b(?:there(?:'s| is| has been| have been| are) (?:a |an |some )?(?:bomb|explosive|ied"
+     r"|dynamite)s? (?:in|at|under|inside|on|onto|aboard|near|planted|placed|set|hidden)"
+     r"|(?:planted|placed|put|hid|left|hidden) (?:a|an|some) (?:bomb|explosive|ied|dynamite)"
+     r"|(?:bomb|explosive|ied|dynamite)s? (?:has|have) been (?:placed|planted|hidden|put|left)"
+     r"|(?:have|got|built|made|bring|bringing) (?:a|an) (?:bomb|explosive|ied)s? (?:in|at|to"
+     rf"|under|inside|into|near)|bomb (?:in|at|under|inside) (?:your|the|this|that) {_PLACE})",
+     0.95, "bomb threat (also dynamite, and 'there has been ... placed')"),
     (_I_WILL + _FILL + r" (?:bring|come (?:back |in |down )?with|show up with|pull out|pull)"
      r" (?:a|my|the|my \w+) (?:gun|knife|weapon|rifle|shotgun|pistol|machete|bat|baseball bat"
      r"|axe)\b", 0.85, "bringing a weapon"),

@@ -342,7 +342,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         examples.extend(data.load_feedback(Path(fb)))
     config = TrainConfig(epochs=args.epochs, seed=args.seed, limit=args.limit,
                          batch_size=args.batch_size, lr=args.lr, num_layers=args.layers,
-                         threads=args.threads, device=device)
+                         threads=args.threads, device=device, drop_handles=args.drop_handles)
     meta = train(examples, Path(args.out), config)
     print(json.dumps({k: meta[k] for k in ("train_examples", "valid_examples", "valid_accuracy",
                                            "temperature", "train_seconds")}, indent=1))
@@ -370,7 +370,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if tables is not None and not tables.is_dir():  # before the minutes of scoring
         raise DataError(f"--tables {tables}: no such folder (the tests' tables are in "
                         "tests/data of a source checkout)")
-    settings = load_settings(**({"model_dir": Path(args.model_dir)} if args.model_dir else {}))
+    # Offline scoring has no one waiting: no per-call time budget, so a busy machine
+    # slows the run instead of failing it (the budget protects live traffic).
+    settings = load_settings(model_timeout_ms=0, model_timeout_per_text_ms=0,
+                             **({"model_dir": Path(args.model_dir)} if args.model_dir else {}))
     filter_ = Filter(settings)
     examples = (data.load(Path(args.dataset)) if args.dataset
                 else data.build(root, seed=args.seed, progress=False))
@@ -587,6 +590,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--scale", type=float, default=1.0)
     t.add_argument("--raw-emoji", action="store_true",
                    help="build with emoji left as they are (v7's build; see data build)")
+    t.add_argument("--drop-handles", action="store_true",
+                   help="train (and have serving read) text without the @user/http tokens "
+                        "that handles and URLs leave (model card, v16)")
     t.add_argument("--limit", type=int, default=None, help="train on N examples only")
     t.add_argument("--batch-size", type=int, default=32)
     t.add_argument("--lr", type=float, default=1e-4)

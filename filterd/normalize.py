@@ -280,14 +280,31 @@ def emoji_words(text: str) -> str:
     return "".join(out)
 
 
-def clean_for_model(text: str, *, emoji_as_words: bool = False) -> str:
+_CHANNEL_TOKENS = re.compile(r"(?<![\w@])@user\b|\bhttp\b")
+
+
+def drop_channel_tokens(text: str) -> str:
+    """Take out the ``@user`` and ``http`` that :func:`clean_for_model` leaves for a handle
+    inside a message and a URL. In the training data they come almost only from tweets
+    labelled neutral or abusive (``@user`` in 1.5% of neutral and 2.3% of abusive
+    training rows, 5 of 14,096 frustrated), so a model learns them as "not a complaint";
+    a model trained with ``drop_handles`` (model card, "v16") never sees them."""
+    if "@user" not in text and "http" not in text:
+        return text
+    return _SPACE.sub(" ", _CHANNEL_TOKENS.sub(" ", text)).strip()
+
+
+def clean_for_model(text: str, *, emoji_as_words: bool = False,
+                    drop_handles: bool = False) -> str:
     """Neutralise channel artifacts so the classifier sees the words, not the platform.
 
     HTML entities unescaped, lone surrogates -> U+FFFD, zero-width characters removed,
     with ``emoji_as_words`` emoji as their names (:func:`emoji_words`; only for a model
     whose meta file asks for it, trained on a named build), a leading
     ``RT``/``RT @x:`` dropped, URLs -> ``http``, addressing handles at the start or end
-    dropped, other ``@handles`` -> ``@user``, ``#tag`` -> ``tag``, whitespace collapsed.
+    dropped, other ``@handles`` -> ``@user``, ``#tag`` -> ``tag``, whitespace collapsed;
+    with ``drop_handles`` (only for a model whose meta file asks for it) the ``@user`` and
+    ``http`` left by the handles and URLs are dropped too (:func:`drop_channel_tokens`).
     Used for training and serving alike, so it is deterministic and cheap; it is
     idempotent.
     """
@@ -308,4 +325,5 @@ def clean_for_model(text: str, *, emoji_as_words: bool = False) -> str:
     text = _TRAILING_HANDLES.sub("", text, count=1)
     text = _HANDLE.sub("@user", text)
     text = _HASHTAG.sub(r"\1", text)
-    return _SPACE.sub(" ", text).strip()
+    text = _SPACE.sub(" ", text).strip()
+    return drop_channel_tokens(text) if drop_handles else text

@@ -185,3 +185,17 @@ def test_emoji_words_is_idempotent(text: str) -> None:
     assert emoji_words(once) == once
     named = clean_for_model(text, emoji_as_words=True)
     assert clean_for_model(named, emoji_as_words=True) == named
+
+
+def test_drop_channel_tokens_takes_out_what_handles_and_urls_leave() -> None:
+    from filterd.normalize import drop_channel_tokens
+
+    raw = "@united 3 hours late, ask @JetBlue how it's done http://t.co/abc #fail"
+    kept = clean_for_model(raw)
+    assert kept == "3 hours late, ask @user how it's done http fail"
+    dropped = clean_for_model(raw, drop_handles=True)
+    assert dropped == "3 hours late, ask how it's done fail"
+    assert drop_channel_tokens(kept) == dropped
+    assert clean_for_model(dropped, drop_handles=True) == dropped  # idempotent
+    # an address or a word that merely contains the letters stays
+    assert drop_channel_tokens("mail a@user.com about https") == "mail a@user.com about https"

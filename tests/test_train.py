@@ -26,11 +26,14 @@ def test_tiny_training_run(tmp_path: Path) -> None:
 
     examples = data.build(SHARED_DATA, sources=["banking77", "goemotions", "team"], scale=0.03,
                           progress=False)
-    meta = train(examples, tmp_path / "m", TrainConfig(epochs=1, limit=160, batch_size=16),
+    meta = train(examples, tmp_path / "m",
+                 TrainConfig(epochs=1, limit=160, batch_size=16, drop_handles=True),
                  progress=False)
     assert meta["train_examples"] == 160
+    assert meta["drop_handles"] is True
     assert (tmp_path / "m" / "model.onnx").stat().st_size > 1_000_000
     clf = OnnxClassifier(tmp_path / "m")
+    assert clf.drop_handles is True  # serving reads text as training did
     outs = clf.predict(["hello", "this is the third time my internet is down"])
     for o in outs:
         assert abs(sum(o.scores.values()) - 1) < 1e-4
@@ -256,3 +259,26 @@ def test_airline_relabelled_set_scores_agreed_rows_and_checks_ids(tmp_path: Path
         {"tweet_id": "99", "row": 0, "A": "neutral", "B": "neutral", **row}]}))
     with pytest.raises(DataError, match="tweet 99 is not row 0"):
         airline_relabelled_set(tmp_path, labels)
+
+
+def test_a_model_trained_without_handle_tokens_is_served_without_them(tmp_path: Path) -> None:
+    """``drop_handles`` in the meta file (``filterd train --drop-handles``) makes serving
+    drop the ``@user``/``http`` tokens as training did; without it (the shipped v14) they
+    stay, as that model was trained with them."""
+    import json
+    import shutil
+
+    from filterd.classify.onnx import OnnxClassifier, default_model_dir
+
+    texts = ["has failed me all day, should i blame @AmericanAir? http://t.co/x1",
+             "has failed me all day, should i blame ?"]
+    shipped = OnnxClassifier(default_model_dir())
+    assert shipped.drop_handles is False
+    a, b = shipped.predict(texts)
+    assert a.scores != b.scores
+    shutil.copytree(default_model_dir(), tmp_path / "m")
+    meta = json.loads((tmp_path / "m/filterd_model.json").read_text())
+    (tmp_path / "m/filterd_model.json").write_text(json.dumps({**meta, "drop_handles": True}))
+    dropped = OnnxClassifier(tmp_path / "m")
+    c, d = dropped.predict(texts)
+    assert c.scores == d.scores

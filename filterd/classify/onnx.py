@@ -93,6 +93,9 @@ class OnnxClassifier:
         # what that does to v7).
         self.emoji_as_words = (bool(self.meta.get("emoji_as_words", False))
                                if emoji_as_words is None else emoji_as_words)
+        # ``drop_handles``: the model was trained without the ``@user``/``http`` tokens
+        # (``filterd train --drop-handles``), so serving drops them too
+        self.drop_handles = bool(self.meta.get("drop_handles", False))
         self.tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
         self.tokenizer.enable_truncation(self.max_len)
         self.tokenizer.no_padding()  # padded per run of similar lengths, in predict
@@ -135,7 +138,8 @@ class OnnxClassifier:
         if not texts:
             return []
         encs = self.tokenizer.encode_batch(
-            [clean_for_model(t, emoji_as_words=self.emoji_as_words) for t in texts])
+            [clean_for_model(t, emoji_as_words=self.emoji_as_words,
+                             drop_handles=self.drop_handles) for t in texts])
         sizes = [len(e.ids) for e in encs]
         if self.max_padding is None:
             runs = [list(range(len(encs)))]

@@ -13,7 +13,7 @@ import math
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from tqdm import tqdm
 from filterd.classify.data import Example
 from filterd.classify.hashing import sha256
 from filterd.classify.model import FilterdModel, base_model_path, export_onnx, quantize_int8
-from filterd.normalize import emoji_words
+from filterd.normalize import drop_channel_tokens, emoji_words
 from filterd.types import CATEGORIES, MODEL_FLAGS
 
 FORMAT_VERSION = 1
@@ -48,6 +48,9 @@ class TrainConfig:
     intensity_weight: float = 1.0
     limit: int | None = None  # train on the first N examples only (CI's tiny model)
     device: str = "cpu"  # "cuda" trains on a GPU; the export always runs on the CPU
+    # take the ``@user``/``http`` tokens out of every text before training, and have
+    # serving do the same (the meta file's ``drop_handles``; model card, "v16")
+    drop_handles: bool = False
 
 
 class _Batches:
@@ -266,6 +269,8 @@ def train(
     examples: list[Example], out_dir: Path, config: TrainConfig, progress: bool = True
 ) -> dict[str, Any]:
     """Train on ``split == "train"``, fit temperature on ``valid``, export to ``out_dir``."""
+    if config.drop_handles:
+        examples = [replace(e, text=drop_channel_tokens(e.text)) for e in examples]
     model, tokenizer, stats = fit(examples, config, progress)
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -287,6 +292,7 @@ def train(
         # serving cleans text the way the build did: emoji as names only if the training
         # set has them so (`filterd data build --emoji-names`)
         "emoji_as_words": reads_emoji_as_words(examples),
+        "drop_handles": config.drop_handles,
         "temperature": stats["temperature"],
         "train_config": asdict(config),
         "train_examples": stats["train_examples"],

@@ -582,17 +582,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--feedback", action="append", help="feedback JSONL to add (repeatable)")
     t.add_argument("--out", default="runs/model")
     t.add_argument("--epochs", type=float, default=3.0)
-    t.add_argument("--seed", type=int, default=16,
-                   help="training seed (the shipped model v14's: 16, with --threads 1)")
+    t.add_argument("--seed", type=int, default=22,
+                   help="training seed (the shipped model v17's: 22, with --threads 1)")
     t.add_argument("--build-seed", type=int, default=13,
                    help="the data build's seed, without --dataset (the split; 13 for every "
                         "model since v3)")
     t.add_argument("--scale", type=float, default=1.0)
     t.add_argument("--raw-emoji", action="store_true",
                    help="build with emoji left as they are (v7's build; see data build)")
-    t.add_argument("--drop-handles", action="store_true",
+    t.add_argument("--drop-handles", action=argparse.BooleanOptionalAction, default=True,
                    help="train (and have serving read) text without the @user/http tokens "
-                        "that handles and URLs leave (model card, v16)")
+                        "that handles and URLs leave (default on, the shipped v17's; "
+                        "--no-drop-handles trains as models up to v15 were; model card, v16)")
     t.add_argument("--limit", type=int, default=None, help="train on N examples only")
     t.add_argument("--batch-size", type=int, default=32)
     t.add_argument("--lr", type=float, default=1e-4)

@@ -164,6 +164,15 @@ def test_team_safety_boundary_files_label_one_flag_each_side() -> None:
         assert len(mine) > 100, stem
         labels = {(r.category, r.flags[flag]) for r in mine}
         assert labels == {("abusive", 1), ("neutral", 0), ("frustrated", 0)}, (stem, labels)
+    # the self-harm boundary files (v17): both sides in calm and complaining messages; a
+    # self-harm row is never abusive, and a look-alike is abusive only for an insult
+    for stem in ("selfharm_lookalikes", "selfharm_means_plans"):
+        mine = [r for r in rows if r.source == f"team:{stem}"]
+        assert len(mine) > 200, stem
+        labels = {(r.category, r.flags["self_harm"]) for r in mine}
+        assert {("neutral", 1), ("frustrated", 1), ("neutral", 0), ("frustrated", 0)} <= labels
+        assert not {("abusive", 1)} & labels, stem
+        assert all(r.flags["insult"] for r in mine if r.category == "abusive"), stem
 
 
 @needs_data

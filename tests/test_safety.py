@@ -32,10 +32,10 @@ def verdicts(real_filter):  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize(("flag", "floor"), [
     ("threat", 0.85),
     ("self_harm", 0.9),
-    ("sexual_harassment", 0.8),  # met since model v7 (v7 24 of 26, v14 22; v5: 18 of 26)
-    # regression guards just under the measured level of the shipped model (v14: threat 38
-    # of 42, sexual harassment 22 of 26; v7 had 40 and 24, v7's recipe 37.7 and 21.7 on
-    # average over three seeds: model card, "Session 10")
+    ("sexual_harassment", 0.8),  # met since model v7 (v7 24 of 26, v17 24, v14 22; v5: 18)
+    # regression guards under the measured level of the shipped model (v17: threat 39 of
+    # 42, sexual harassment 24 of 26; v14 had 38 and 22, v7 40 and 24; v14's recipe 38.0
+    # and 22.8 on average over four seeds: model card, "Session 10", "Session 12")
     ("threat", 0.9),
     ("sexual_harassment", 0.84),
 ])
@@ -54,18 +54,18 @@ def _alarm_rate(verdicts) -> tuple[float, list[object]]:  # type: ignore[no-unty
     return len(alarms) / len(rows), alarms
 
 
-@pytest.mark.xfail(strict=True, reason="target not met: shipped model raises a safety flag on "
-                   "0.138 (8 of 58) of hard negatives (\"My mum will kill me\"); "
-                   "model card")
 def test_hard_negatives_raise_few_alarms(verdicts) -> None:  # type: ignore[no-untyped-def]
+    # the brain issue's target; met since model v17 (3 of 58), strict xfail until then
+    # (v14 8 of 58, v7 7, v5 8, v3 12)
     rate, alarms = _alarm_rate(verdicts)
     assert rate <= 0.1, alarms
 
 
 def test_hard_negative_alarms_do_not_regress(verdicts) -> None:  # type: ignore[no-untyped-def]
-    # the shipped model (v14) raises 8 of 58; v7 7, v5 8, v3 12
+    # a guard just above the shipped model's level (v17: 3 of 58; its recipe's two seeds
+    # 3 and 7, model card "Session 12")
     rate, alarms = _alarm_rate(verdicts)
-    assert rate <= 9 / 58, alarms
+    assert rate <= 4 / 58, alarms
 
 
 def test_routes_follow_the_flags(verdicts) -> None:  # type: ignore[no-untyped-def]
@@ -89,9 +89,10 @@ def test_real_complaints_rarely_raise_a_safety_flag(real_filter) -> None:  # typ
     """A quarter of the real airline tweets (chosen by a hash of the text): complaints,
     with all but no threats, self-harm or harassment among them, so a flag is a false
     alarm: a customer sent to the crisis route or a supervisor paged. The shipped model
-    (v14) raises self_harm on 1.30%, threat on 0.47%, sexual_harassment on 0.25% of them;
-    v7 0.94%, 0.69% and 0.19%; v5, before rule R7, raised self_harm on 2.33%. (Seeds of one
-    recipe differ by a factor of two on self_harm here: model card, "Seed noise".)"""
+    (v17) raises self_harm on 0.69%, threat on 0.47%, sexual_harassment on 0.17% of them;
+    v14 1.30%, 0.47% and 0.25%; v7 0.94%, 0.69% and 0.19%; v5, before rule R7, raised
+    self_harm on 2.33%. (Seeds of one recipe differ by a factor of two on self_harm here:
+    model card, "Seed noise".)"""
     import hashlib
 
     from filterd.classify.evaluate import airline_set, safety_alarms

@@ -27,10 +27,10 @@ def test_tiny_training_run(tmp_path: Path) -> None:
     examples = data.build(SHARED_DATA, sources=["banking77", "goemotions", "team"], scale=0.03,
                           progress=False)
     meta = train(examples, tmp_path / "m",
-                 TrainConfig(epochs=1, limit=160, batch_size=16, drop_handles=True),
+                 TrainConfig(epochs=1, limit=160, batch_size=16),
                  progress=False)
     assert meta["train_examples"] == 160
-    assert meta["drop_handles"] is True
+    assert meta["drop_handles"] is True  # the default since v17
     assert (tmp_path / "m" / "model.onnx").stat().st_size > 1_000_000
     clf = OnnxClassifier(tmp_path / "m")
     assert clf.drop_handles is True  # serving reads text as training did
@@ -172,7 +172,7 @@ def test_eval_tables_folder_must_exist(capsys: pytest.CaptureFixture[str], tmp_p
 
 def test_a_model_reads_emoji_the_way_its_training_set_has_them(tmp_path: Path) -> None:
     """Trained on a raw-emoji build (v7's), a model is served raw emoji; on a named build
-    (the default, the shipped v14's), their names. The meta file carries the choice to
+    (the default, the shipped v17's), their names. The meta file carries the choice to
     serving."""
     import json
     import shutil
@@ -185,7 +185,7 @@ def test_a_model_reads_emoji_the_way_its_training_set_has_them(tmp_path: Path) -
     assert reads_emoji_as_words([named]) and not reads_emoji_as_words([named, row])
 
     shipped = OnnxClassifier(default_model_dir())
-    assert shipped.emoji_as_words is True  # v14 was trained on emoji names
+    assert shipped.emoji_as_words is True  # v17 (like v14) was trained on emoji names
     a, b = shipped.predict(["thanks 🙏", "thanks folded hands"])
     assert a.scores == b.scores
     shutil.copytree(default_model_dir(), tmp_path / "m")
@@ -198,7 +198,7 @@ def test_a_model_reads_emoji_the_way_its_training_set_has_them(tmp_path: Path) -
 
 def test_operator_can_override_how_the_model_reads_emoji(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """FILTERD_MODEL_EMOJI_AS_WORDS overrides the meta file both ways; unset, the model
-    reads emoji as it was trained to (v14: names; v7: [UNK])."""
+    reads emoji as it was trained to (v14, v17: names; v7: [UNK])."""
     from filterd.config import load_settings
     from filterd.pipeline import Filter
 
@@ -262,9 +262,9 @@ def test_airline_relabelled_set_scores_agreed_rows_and_checks_ids(tmp_path: Path
 
 
 def test_a_model_trained_without_handle_tokens_is_served_without_them(tmp_path: Path) -> None:
-    """``drop_handles`` in the meta file (``filterd train --drop-handles``) makes serving
-    drop the ``@user``/``http`` tokens as training did; without it (the shipped v14) they
-    stay, as that model was trained with them."""
+    """``drop_handles`` in the meta file (``filterd train``, on by default since v17) makes
+    serving drop the ``@user``/``http`` tokens as training did; a model trained with them
+    (``--no-drop-handles``, models up to v15, whose meta files lack the key) keeps them."""
     import json
     import shutil
 
@@ -273,12 +273,14 @@ def test_a_model_trained_without_handle_tokens_is_served_without_them(tmp_path: 
     texts = ["has failed me all day, should i blame @AmericanAir? http://t.co/x1",
              "has failed me all day, should i blame ?"]
     shipped = OnnxClassifier(default_model_dir())
-    assert shipped.drop_handles is False
+    assert shipped.drop_handles is True  # the shipped v17 was trained without them
     a, b = shipped.predict(texts)
-    assert a.scores != b.scores
+    assert a.scores == b.scores
     shutil.copytree(default_model_dir(), tmp_path / "m")
     meta = json.loads((tmp_path / "m/filterd_model.json").read_text())
-    (tmp_path / "m/filterd_model.json").write_text(json.dumps({**meta, "drop_handles": True}))
-    dropped = OnnxClassifier(tmp_path / "m")
-    c, d = dropped.predict(texts)
-    assert c.scores == d.scores
+    (tmp_path / "m/filterd_model.json").write_text(
+        json.dumps({k: v for k, v in meta.items() if k != "drop_handles"}))
+    kept = OnnxClassifier(tmp_path / "m")  # an older meta file: the tokens stay
+    assert kept.drop_handles is False
+    c, d = kept.predict(texts)
+    assert c.scores != d.scores

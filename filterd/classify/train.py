@@ -49,8 +49,9 @@ class TrainConfig:
     limit: int | None = None  # train on the first N examples only (CI's tiny model)
     device: str = "cpu"  # "cuda" trains on a GPU; the export always runs on the CPU
     # take the ``@user``/``http`` tokens out of every text before training, and have
-    # serving do the same (the meta file's ``drop_handles``; model card, "v16")
-    drop_handles: bool = False
+    # serving do the same (the meta file's ``drop_handles``; model card, "v16"). On since
+    # the shipped v17; False trains as models up to v15 were
+    drop_handles: bool = True
 
 
 class _Batches:

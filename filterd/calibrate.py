@@ -153,6 +153,40 @@ def calibrate(
         flt.classifier = memo.inner
 
 
+def abusive_operating_points(
+    flt: Filter, texts: Sequence[str], gold: Sequence[str],
+    min_precision: float = 0.85, min_recall: float = 0.90,
+) -> dict[str, Any]:
+    """Abusive precision and recall at every threshold of the grid, on these rows, through
+    the real decision rules (the frustrated ratio as the policy has it), and whether any
+    threshold reaches the brain issue's target (recall ``min_recall`` at precision
+    ``min_precision``). The threshold is read off the same rows it is measured on, so this
+    answers "is there such an operating point here", not "what will a chosen threshold
+    do": ``filterd calibrate`` fits on one half and measures on the other."""
+    if len(texts) != len(gold):
+        raise InputError(f"{len(texts)} texts but {len(gold)} labels")
+    base = flt.policy
+    memo = _Memo(flt.classifier)
+    flt.classifier = memo
+    try:
+        categories = filterd_predictor(flt)
+        curve = []
+        for t in ABUSIVE:
+            flt.policy = _with(base, abusive=t)
+            m = metrics(gold, [c for c, _ in categories(texts)])["per_class"]["abusive"]
+            curve.append({"threshold": t, "precision": m["precision"], "recall": m["recall"]})
+    finally:
+        flt.policy = base
+        flt.classifier = memo.inner
+    ok = [c for c in curve if c["precision"] >= min_precision]
+    best = max(ok, key=lambda c: (c["recall"], -c["threshold"])) if ok else None
+    return {"n": len(gold), "abusive_rows": sum(g == "abusive" for g in gold),
+            "policy_threshold": base.thresholds.abusive, "curve": curve,
+            "target": {"min_precision": min_precision, "min_recall": min_recall},
+            "best_recall_at_min_precision": best,
+            "target_reachable": bool(best and best["recall"] >= min_recall)}
+
+
 def policy_snippet(report: dict[str, Any]) -> str:
     """The lines to put in a policy file (``FILTERD_POLICY_FILE``)."""
     after = report["thresholds_after"]

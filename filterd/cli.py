@@ -402,6 +402,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     abusive_valid = [t for t, g in zip(sets["valid"][0], sets["valid"][1], strict=True)
                      if g == "abusive"]
     report["obfuscation"] = evaluate.obfuscation_check(filter_, abusive_valid)
+    if "abusive" in sets["valid"][1]:
+        from filterd.calibrate import abusive_operating_points
+        report["valid_abusive_operating_points"] = abusive_operating_points(
+            filter_, sets["valid"][0], sets["valid"][1])
     if "airline" in sets:
         report["airline_safety_alarms"] = evaluate.safety_alarms(filter_, sets["airline"][0])
     if args.emoji_probe:
@@ -411,12 +415,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if tables is not None:
         report.update(evaluate.case_tables(filter_, tables))
     extras = ("obfuscation", "airline_safety_alarms", "emoji_probe", "safety_table",
-              "telecom_table")
+              "telecom_table", "valid_abusive_operating_points")
     evaluate.save_report(report, Path(args.out))
     print(evaluate.format_table({k: v for k, v in report.items() if k not in extras}))
     if report["obfuscation"]["n"]:
         print("abusive recall by obfuscation:", {k: v["abusive_recall"] for k, v in
                                                 report["obfuscation"].items() if k != "n"})
+    if "valid_abusive_operating_points" in report:
+        op = report["valid_abusive_operating_points"]
+        best = op["best_recall_at_min_precision"]
+        print(f"valid abusive recall at precision >= {op['target']['min_precision']}: " + (
+            f"{best['recall']:.3f} (threshold {best['threshold']}, precision "
+            f"{best['precision']:.3f}); target {op['target']['min_recall']} "
+            f"{'reachable' if op['target_reachable'] else 'not reachable'} on these rows"
+            if best else "no threshold reaches that precision"))
     if "airline_safety_alarms" in report:
         a = report["airline_safety_alarms"]
         print("safety flags on the airline tweets (nearly all false alarms):",

@@ -123,3 +123,33 @@ def test_a_model_that_does_not_answer_is_refused_not_calibrated() -> None:
     with pytest.raises(ModelError, match="degraded to the detectors"):
         calibrate.calibrate(flt, _rows())
     assert flt.policy is before  # the caller's policy is put back
+
+
+def test_abusive_operating_points_say_whether_the_target_is_reachable() -> None:
+    """`filterd eval` reports abusive precision/recall at every threshold of the grid on
+    the validation rows, through the real decision rules, and whether recall 0.90 at
+    precision 0.85 is reachable there (the brain issue's target)."""
+    flt = Filter(load_settings(model_timeout_ms=0), classifier=_Shifted())
+    model, policy = flt.classifier, flt.policy
+    rows = _rows()
+    texts, gold = [r.text for r in rows], [r.category for r in rows]
+    op = calibrate.abusive_operating_points(flt, texts, gold)
+    by_t = {c["threshold"]: c for c in op["curve"]}
+    # at 0.5 the rude rows (P(abusive) 0.52, gold neutral) are called abusive: 60 of 80
+    assert by_t[0.5] == {"threshold": 0.5, "precision": 0.75, "recall": 1.0}
+    assert by_t[0.55] == {"threshold": 0.55, "precision": 1.0, "recall": 1.0}
+    assert op["best_recall_at_min_precision"]["threshold"] == 0.55
+    assert op["target_reachable"] is True
+    assert flt.classifier is model and flt.policy is policy  # left as it was
+    # 7 of the 20 rude rows are abuse by their gold: at 0.5 precision 67/80 = 0.8375, at
+    # 0.55 recall 60/67 = 0.8955; no threshold reaches both
+    gold2 = [("abusive" if t.startswith("rude") and int(t.split()[-1]) < 7 else g)
+             for t, g in zip(texts, gold, strict=True)]
+    op2 = calibrate.abusive_operating_points(flt, texts, gold2)
+    assert {c["threshold"]: c for c in op2["curve"]}[0.5]["precision"] == 0.8375
+    assert op2["best_recall_at_min_precision"]["recall"] == 0.8955
+    assert op2["target_reachable"] is False
+    none = calibrate.abusive_operating_points(flt, texts, gold2, min_precision=1.01)
+    assert none["best_recall_at_min_precision"] is None and not none["target_reachable"]
+    with pytest.raises(InputError, match="3 texts but 2 labels"):
+        calibrate.abusive_operating_points(flt, texts[:3], gold[:2])

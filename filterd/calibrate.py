@@ -21,7 +21,8 @@ measured on the other, so the report's "held-out" numbers are not the fit's own.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,27 +90,53 @@ def _with(policy: Policy, **thresholds: float) -> Policy:
         "thresholds": policy.thresholds.model_copy(update=thresholds)})
 
 
-def calibrate(
-    flt: Filter, rows: Sequence[Labelled], min_abusive_precision: float = 0.85
-) -> dict[str, Any]:
-    """Choose the thresholds on the fit part; report both parts before and after."""
+@contextmanager
+def _replaying(flt: Filter) -> Iterator[Callable[[Policy, Sequence[str]], list[str]]]:
+    """Install a memo of the model's outputs on ``flt`` and yield ``predict(policy,
+    texts)``: the categories ``flt``'s real decision rules give under ``policy``. The
+    model runs once per text however many policies are tried; ``flt``'s policy and
+    classifier are put back afterwards."""
     base = flt.policy
     memo = _Memo(flt.classifier)
     flt.classifier = memo
     try:
         categories = filterd_predictor(flt)
 
-        def predict(policy: Policy, part: Sequence[Labelled]) -> list[str]:
+        def predict(policy: Policy, texts: Sequence[str]) -> list[str]:
             flt.policy = policy
-            return [c for c, _ in categories([r.text for r in part])]
+            return [c for c, _ in categories(texts)]
 
+        yield predict
+    finally:
+        flt.policy = base
+        flt.classifier = memo.inner
+
+
+def _abusive_curve(predict: Callable[[Policy, Sequence[str]], list[str]], policy: Policy,
+                   texts: Sequence[str], gold: Sequence[str]) -> list[dict[str, float]]:
+    """Abusive precision and recall at every threshold of ``ABUSIVE``, the rest of
+    ``policy`` as it is."""
+    curve = []
+    for t in ABUSIVE:
+        m = metrics(gold, predict(_with(policy, abusive=t), texts))["per_class"]["abusive"]
+        curve.append({"threshold": t, "precision": m["precision"], "recall": m["recall"]})
+    return curve
+
+
+def calibrate(
+    flt: Filter, rows: Sequence[Labelled], min_abusive_precision: float = 0.85
+) -> dict[str, Any]:
+    """Choose the thresholds on the fit part; report both parts before and after."""
+    base = flt.policy
+    with _replaying(flt) as predict:
         fit = [r for r in rows if _fit_part(r.text)]
         held = [r for r in rows if not _fit_part(r.text)]
         if len(fit) < 10 or len(held) < 10:
             raise InputError("too few rows on one side of the fit/check split; add more rows")
+        fit_texts = [r.text for r in fit]
         gold_fit = [r.category for r in fit]
 
-        ratio_scores = {r: metrics(gold_fit, predict(_with(base, frustrated_ratio=r), fit))
+        ratio_scores = {r: metrics(gold_fit, predict(_with(base, frustrated_ratio=r), fit_texts))
                         ["macro_f1"] for r in RATIOS}
         # The best ratio; ties go to the one nearest 1.0 (the plain argmax).
         ratio = max(RATIOS, key=lambda r: (ratio_scores[r], -abs(r - 1.0)))
@@ -117,12 +144,9 @@ def calibrate(
 
         abusive_note = None
         n_abusive = gold_fit.count("abusive")
-        curve = []
+        curve: list[dict[str, float]] = []
         if n_abusive >= MIN_ABUSIVE_ROWS:
-            for t in ABUSIVE:
-                m = metrics(gold_fit, predict(_with(chosen, abusive=t), fit))["per_class"]
-                curve.append({"threshold": t, **{k: m["abusive"][k]
-                                                 for k in ("precision", "recall")}})
+            curve = _abusive_curve(predict, chosen, fit_texts, gold_fit)
             ok = [c for c in curve if c["precision"] >= min_abusive_precision]
             if ok:
                 chosen = _with(chosen, abusive=min(ok, key=lambda c: c["threshold"])["threshold"])
@@ -144,13 +168,10 @@ def calibrate(
             "abusive_note": abusive_note,
         }
         for name, part in (("fit", fit), ("held_out", held)):
-            gold = [r.category for r in part]
-            report[f"{name}_before"] = metrics(gold, predict(base, part))
-            report[f"{name}_after"] = metrics(gold, predict(chosen, part))
+            texts, gold = [r.text for r in part], [r.category for r in part]
+            report[f"{name}_before"] = metrics(gold, predict(base, texts))
+            report[f"{name}_after"] = metrics(gold, predict(chosen, texts))
         return report
-    finally:
-        flt.policy = base
-        flt.classifier = memo.inner
 
 
 def abusive_operating_points(
@@ -166,18 +187,8 @@ def abusive_operating_points(
     if len(texts) != len(gold):
         raise InputError(f"{len(texts)} texts but {len(gold)} labels")
     base = flt.policy
-    memo = _Memo(flt.classifier)
-    flt.classifier = memo
-    try:
-        categories = filterd_predictor(flt)
-        curve = []
-        for t in ABUSIVE:
-            flt.policy = _with(base, abusive=t)
-            m = metrics(gold, [c for c, _ in categories(texts)])["per_class"]["abusive"]
-            curve.append({"threshold": t, "precision": m["precision"], "recall": m["recall"]})
-    finally:
-        flt.policy = base
-        flt.classifier = memo.inner
+    with _replaying(flt) as predict:
+        curve = _abusive_curve(predict, base, texts, gold)
     ok = [c for c in curve if c["precision"] >= min_precision]
     best = max(ok, key=lambda c: (c["recall"], -c["threshold"])) if ok else None
     return {"n": len(gold), "abusive_rows": sum(g == "abusive" for g in gold),

@@ -385,7 +385,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         rows = [e for e in examples if e.source == src and e.category]
         sets[f"holdout:{src}"] = ([e.text for e in rows], [str(e.category) for e in rows],
                                   [src] * len(rows))
-    airline = root / "eval_only/airline_tweets/dev.csv"
+    airline = evaluate.airline_path(root)
     if airline.exists():
         texts, gold = evaluate.airline_set(root)
         sets["airline"] = (texts, gold, ["airline"] * len(texts))

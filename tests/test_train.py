@@ -26,8 +26,7 @@ def test_tiny_training_run(tmp_path: Path) -> None:
 
     examples = data.build(SHARED_DATA, sources=["banking77", "goemotions", "team"], scale=0.03,
                           progress=False)
-    meta = train(examples, tmp_path / "m",
-                 TrainConfig(epochs=1, limit=160, batch_size=16),
+    meta = train(examples, tmp_path / "m", TrainConfig(epochs=1, limit=160, batch_size=16),
                  progress=False)
     assert meta["train_examples"] == 160
     assert meta["drop_handles"] is True  # the default since v17

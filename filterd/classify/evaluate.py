@@ -79,14 +79,20 @@ def expected_calibration_error(
     return float(ece)
 
 
+def airline_path(data_root: Path) -> Path:
+    """The airline tweets (evaluation only) under a data folder."""
+    return data_root / "eval_only/airline_tweets/dev.csv"
+
+
+def _airline_rows(data_root: Path) -> list[dict[str, str]]:
+    with airline_path(data_root).open(encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def airline_set(data_root: Path) -> tuple[list[str], list[str]]:
-    path = data_root / "eval_only/airline_tweets/dev.csv"
-    texts, gold = [], []
-    with path.open(encoding="utf-8", newline="") as f:
-        for r in csv.DictReader(f):
-            texts.append(r["text"])
-            gold.append("frustrated" if r["airline_sentiment"] == "negative" else "neutral")
-    return texts, gold
+    rows = _airline_rows(data_root)
+    return ([r["text"] for r in rows],
+            ["frustrated" if r["airline_sentiment"] == "negative" else "neutral" for r in rows])
 
 
 AIRLINE_RELABEL = DEFAULT_MODEL_DIR / "airline_relabel.json"
@@ -97,9 +103,8 @@ def airline_relabelled_set(data_root: Path, labels: Path = AIRLINE_RELABEL
     """The airline tweets of ``labels`` on whose category both annotators agree, with that
     category as gold. Rows are found by data row and checked by tweet id, so a different
     copy of the tweets fails loudly instead of scoring the wrong texts."""
-    path = data_root / "eval_only/airline_tweets/dev.csv"
-    with path.open(encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f))
+    path = airline_path(data_root)
+    rows = _airline_rows(data_root)
     texts, gold = [], []
     for r in json.loads(labels.read_text(encoding="utf-8"))["rows"]:
         i = r["row"]

@@ -315,13 +315,27 @@ def cmd_erase(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------ data / train / eval
 
 
+def _parse_caps(items: list[str] | None) -> dict[tuple[str, str], int]:
+    """``["edos/abusive=4500", ...]`` -> ``{("edos", "abusive"): 4500}``."""
+    caps: dict[tuple[str, str], int] = {}
+    for item in items or []:
+        key, eq, n = item.partition("=")
+        src, slash, cat = key.partition("/")
+        if not (eq and slash and src and cat and n.isdigit() and int(n) > 0):
+            raise InputError(f"--cap {item!r}: expected SOURCE/CATEGORY=N with N a positive "
+                             "whole number, e.g. edos/abusive=4500")
+        caps[(src, cat)] = int(n)
+    return caps
+
+
 def cmd_data_build(args: argparse.Namespace) -> int:
     from filterd.classify import data
 
     examples = data.build(Path(args.data), seed=args.seed, scale=args.scale,
                           keep_splits=Path(args.keep_splits) if args.keep_splits else None,
                           emoji_names=not args.raw_emoji,
-                          team_candidates=args.team_candidates)
+                          team_candidates=args.team_candidates,
+                          caps=_parse_caps(args.cap))
     data.save(examples, Path(args.out))
     print(json.dumps(data.summary(examples), indent=1))
     print(f"wrote {len(examples)} examples to {args.out}", file=sys.stderr)
@@ -586,6 +600,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--team-candidates", action="store_true",
                    help="also read filterd/classify/team/candidates/ (team text measured for "
                         "a model that was not shipped; model card, v11)")
+    b.add_argument("--cap", action="append", metavar="SOURCE/CATEGORY=N",
+                   help="replace one per-(source, category) cap for this build (repeatable; "
+                        "a raised cap adds rows and keeps every row the default kept)")
     b.set_defaults(func=cmd_data_build)
 
     t = sub.add_parser("train", help="fine-tune the classifier")

@@ -128,3 +128,15 @@ def test_jsonl_lone_surrogate_escape_is_an_error_line(real_filter) -> None:  # t
     assert "surrogate" in got[0]["error"] and "line 1" in got[0]["error"]
     assert got[1]["id"] == "ok" and got[1]["category"] == "neutral"
     out.getvalue().encode("utf-8")  # everything written is valid UTF-8
+
+
+@pytest.mark.parametrize("cap", ["edos/abusive", "edos/abusive=x", "edos=5", "/abusive=5",
+                                 "edos/abusive=0"])
+def test_data_build_bad_cap_is_a_clear_error(
+    cap: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["data", "build", "--data", str(tmp_path), "--out", str(tmp_path / "o.jsonl"),
+                 "--cap", cap])
+    assert code != 0
+    assert "SOURCE/CATEGORY=N" in capsys.readouterr().err
+    assert not (tmp_path / "o.jsonl").exists()

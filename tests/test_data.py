@@ -194,6 +194,30 @@ def test_build_is_deterministic_and_leak_free() -> None:
         assert len({e.source for e in a if e.category == cat and e.split == "train"}) >= 2
 
 
+def test_a_cap_for_an_unknown_source_or_class_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="cap edos/angry"):
+        data.build(tmp_path, caps={("edos", "angry"): 10}, progress=False)
+    with pytest.raises(DataError, match="cap nope/abusive"):
+        data.build(tmp_path, caps={("nope", "abusive"): 10}, progress=False)
+
+
+@needs_data
+def test_a_raised_cap_adds_rows_and_keeps_every_row_the_default_kept() -> None:
+    """``caps`` (``--cap``): the rows of smallest hash are kept, so raising one source's cap
+    adds rows of that source and class only, each other row in the split it had."""
+    kw = {"sources": ["banking77", "team"], "scale": 1.0, "progress": False}
+    base = data.build(SHARED_DATA, seed=3, **kw)  # type: ignore[arg-type]
+    raised = data.build(SHARED_DATA, seed=3, caps={("banking77", "neutral"): 2600}, **kw)  # type: ignore[arg-type]
+    was = {e.text: e.split for e in base}
+    now = {e.text: e.split for e in raised}
+    assert was.items() <= now.items()
+    added = [e for e in raised if e.text not in was]
+    assert 400 < len(added) <= 600
+    assert {(e.source, e.category) for e in added} == {("banking77", "neutral")}
+    lowered = data.build(SHARED_DATA, seed=3, caps={("banking77", "neutral"): 100}, **kw)  # type: ignore[arg-type]
+    assert sum(e.source == "banking77" and e.category == "neutral" for e in lowered) == 100
+
+
 @needs_data
 def test_keep_splits_keeps_every_earlier_text_where_it_was(tmp_path: Path) -> None:
     """A later build with other sources and another seed (every random split differs) keeps

@@ -28,7 +28,7 @@ from typing import Any
 from filterd.classify.rules import emoji_for, without_emoji_suffix
 from filterd.errors import DataError, FilterdError
 from filterd.normalize import clean_for_model, emoji_words
-from filterd.types import MODEL_FLAGS
+from filterd.types import CATEGORIES, MODEL_FLAGS
 
 # Sources never used for training by default. Stormfront: CC BY-SA (share-alike might
 # reach the weights) and forum prose, a useful unseen-style test of identity hate.
@@ -85,6 +85,7 @@ def build(
     keep_splits: Path | None = None,
     emoji_names: bool = True,
     team_candidates: bool = False,
+    caps: dict[tuple[str, str], int] | None = None,
 ) -> list[Example]:
     """Build the labelled set: every row cleaned, de-duplicated, capped and split.
 
@@ -110,6 +111,9 @@ def build(
     validation rows went to train in v8-v11's builds; model card, "v8 and v9").
     ``team_candidates``: the team source also reads ``team/candidates/`` (team text
     measured for a model that was not shipped; model card, v11).
+    ``caps``: per-(source, category) caps that replace :data:`~filterd.classify.sources.CAPS`
+    entries for this build (the CLI's ``--cap edos/abusive=4500``). A cap keeps the rows
+    of smallest hash, so a raised cap adds rows and keeps every row the default kept.
     """
     from filterd.classify.sources import CAPS, DEFAULT_CAP, SOURCES, team_with_candidates
 
@@ -119,6 +123,11 @@ def build(
     unknown = sorted(set(names) - set(SOURCES))
     if unknown:
         raise DataError(f"Unknown source(s) {unknown}; choose from {sorted(SOURCES)}")
+    all_caps = {**CAPS, **(caps or {})}
+    for src, cat in caps or {}:
+        if src not in SOURCES or cat not in CATEGORIES:
+            raise DataError(f"cap {src}/{cat}: source must be one of {sorted(SOURCES)}, "
+                            f"category one of {', '.join(CATEGORIES)}")
     seen: set[str] = set()
     out: list[Example] = []
     core = valid_core()
@@ -174,7 +183,7 @@ def build(
             # adds or drops a few rows changes the kept rows by those few (a shuffle
             # would redraw the whole sample).
             keyed.sort(key=lambda kx: _hash_unit(seed, "cap:" + kx[0]))
-            cap = CAPS.get((name, cat), DEFAULT_CAP)
+            cap = all_caps.get((name, cat), DEFAULT_CAP)
             if name in holdout:
                 cap = max(cap, 4000)
             if scale < 1 or len(keyed) > cap:

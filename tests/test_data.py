@@ -124,6 +124,31 @@ def test_team_data_is_valid() -> None:
     assert not [r for r in rows if r.flags["self_harm"] and r.category == "abusive"]
 
 
+def test_candidate_aimed_vs_self_pairs_the_same_words_both_ways() -> None:
+    """team/candidates/aimed_vs_self.jsonl (session 13, for a model not yet trained): death
+    and harm words aimed at the agent (abusive, always an insult) next to the same words
+    turned on the writer (self_harm, never abusive) and figures of speech (no flag)."""
+    path = sources.CANDIDATES_DIR / "aimed_vs_self.jsonl"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) > 200
+    kinds: dict[str, set[str]] = {}
+    for r in rows:
+        kind, _, family = r["group"].partition(":")
+        kinds.setdefault(family, set()).add(kind)
+        flags = set(r["flags"])
+        if kind == "aim":
+            assert r["category"] == "abusive" and "insult" in flags and "self_harm" not in flags, r
+        elif kind == "self":
+            assert r["category"] != "abusive" and "self_harm" in flags, r
+        else:
+            assert kind == "fig", r
+            assert r["category"] != "abusive" and not flags & {"self_harm", "threat", "insult"}, r
+    assert sum({"aim", "self"} <= k for k in kinds.values()) >= 40
+    # not in the default build (the shipped model's)
+    default = list(sources.team(Path("."), __import__("random").Random(0)))
+    assert "team:aimed_vs_self" not in {r.source for r in default}
+
+
 def test_candidate_team_text_is_read_only_when_asked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:

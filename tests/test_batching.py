@@ -188,14 +188,18 @@ def test_a_call_larger_than_the_queue_is_taken_when_the_queue_is_empty() -> None
 def test_close_finishes_queued_work_joins_the_thread_and_refuses_new_calls() -> None:
     before = {t.ident for t in threading.enumerate()}
     gate = threading.Event()
-    clf = BatchingClassifier(Echo(gate=gate), max_texts=1, wait_ms=0)
+    echo = Echo(gate=gate)
+    clf = BatchingClassifier(echo, max_texts=1, wait_ms=0)
     with ThreadPoolExecutor(2) as pool:
         first = pool.submit(clf.predict, ["msg 1"])
+        assert echo.entered.wait(10)  # the model thread holds "msg 1" (at the gate)
         second = pool.submit(clf.predict, ["msg 2"])
-        for _ in range(200):
-            if clf._pending == 1:
-                break
+        # "msg 2" queued behind it before close() starts (on a loaded machine this can
+        # take a while; closing earlier would rightly refuse it)
+        deadline = time.monotonic() + 20
+        while clf._pending != 1 and time.monotonic() < deadline:
             time.sleep(0.01)
+        assert clf._pending == 1
         closer = threading.Thread(target=clf.close)
         closer.start()
         gate.set()

@@ -125,7 +125,7 @@ def test_team_data_is_valid() -> None:
 
 
 def test_candidate_aimed_vs_self_pairs_the_same_words_both_ways() -> None:
-    """team/candidates/aimed_vs_self.jsonl (session 13, for a model not yet trained): death
+    """team/candidates/aimed_vs_self.jsonl (session 13; model v19, not shipped): death
     and harm words aimed at the agent (abusive, always an insult) next to the same words
     turned on the writer (self_harm, never abusive) and figures of speech (no flag)."""
     path = sources.CANDIDATES_DIR / "aimed_vs_self.jsonl"

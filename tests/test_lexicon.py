@@ -35,6 +35,8 @@ OBFUSCATED = [
     ("s h i t i said", "s h i t", "profanity"),  # spaced, before "i"
     ("you f u c k i n g m o r o n", "m o r o n", "insult"),  # two spaced words touching
     ("you f u c k i n g m o r o n", "f u c k i n g", "profanity"),
+    ("f.u.c.k y.o.u", "f.u.c.k", "profanity"),  # dotted, and so is the word after it
+    ("s h i t y o u", "s h i t", "profanity"),  # spaced word then spaced "you"
     ("f*u*c*k this", "f*u*c*k", "profanity"),  # starred
     ("fuuuuck!", "fuuuuck", "profanity"),  # repeated letters
     ("shiiiiit", "shiiiiit", "profanity"),  # repeated vowel
@@ -98,6 +100,9 @@ SCUNTHORPE = [
     "c l a s s act",  # spaced "class"
     "a t i t l e",  # spaced "a title": "tit" + "le" is no split
     "U S A",  # spaced letters that are no word
+    "a s s u m e",  # spaced "assume": "ass" + "u" + "me" is no split ("me" is no filler)
+    "t h e r a p i s t",  # spaced: "the" + "rapist" is no split ("the" is no filler)
+    "y o u a r e w e l c o m e",  # filler words alone are no hit
 ]
 
 

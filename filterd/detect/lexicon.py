@@ -249,6 +249,12 @@ class Lexicon:
                 prev = best[i + 1]
                 if prev is None or here[0] + 1 < prev[0]:
                     best[i + 1] = (here[0] + 1, here[1])
+            for word in _FILLER_WORDS:
+                if run.startswith(word, i):
+                    j = i + len(word)
+                    prev = best[j]
+                    if prev is None or here[0] + 1 < prev[0]:
+                        best[j] = (here[0] + 1, here[1])
             for j in range(i + 2, min(n, i + _MAX_KEY) + 1):
                 entry = self._automaton.get(run[i:j], None)
                 if entry is None:
@@ -299,6 +305,11 @@ def _record(
 
 # One-letter words a spaced-out run may share with a lexicon word ("a b i t c h", "u f a g").
 _FILLERS = frozenset("aiu")
+# Words spelled out beside a spaced or dotted lexicon word ("f.u.c.k y.o.u", "p i s s o f f"):
+# each joins the run as one filler. None of them with a lexicon word spells an innocent
+# word spaced out (tests/test_lexicon.py, SCUNTHORPE); "the" and "me" would ("t h e r a p
+# i s t", "a s s u m e"), so they are not here.
+_FILLER_WORDS = ("you", "off")
 _MAX_SPACED_RUN = 200  # longer runs of single letters are not words; skip the split
 _MAX_KEY = 40
 

@@ -245,11 +245,7 @@ class Lexicon:
             here = best[i]
             if here is None:
                 continue
-            if run[i] in _FILLERS:
-                prev = best[i + 1]
-                if prev is None or here[0] + 1 < prev[0]:
-                    best[i + 1] = (here[0] + 1, here[1])
-            for word in _FILLER_WORDS:
+            for word in _FILLERS:
                 if run.startswith(word, i):
                     j = i + len(word)
                     prev = best[j]
@@ -303,13 +299,12 @@ def _record(
         hits[span] = kind
 
 
-# One-letter words a spaced-out run may share with a lexicon word ("a b i t c h", "u f a g").
-_FILLERS = frozenset("aiu")
-# Words spelled out beside a spaced or dotted lexicon word ("f.u.c.k y.o.u", "p i s s o f f"):
-# each joins the run as one filler. None of them with a lexicon word spells an innocent
+# Words a spaced-out or dotted run may share with a lexicon word, each counted as one
+# filler: one-letter words ("a b i t c h", "u f a g") and words spelled out after one
+# ("f.u.c.k y.o.u", "p i s s o f f"). None of them with a lexicon word spells an innocent
 # word spaced out (tests/test_lexicon.py, SCUNTHORPE); "the" and "me" would ("t h e r a p
 # i s t", "a s s u m e"), so they are not here.
-_FILLER_WORDS = ("you", "off")
+_FILLERS = ("a", "i", "u", "you", "off")
 _MAX_SPACED_RUN = 200  # longer runs of single letters are not words; skip the split
 _MAX_KEY = 40
 

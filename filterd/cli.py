@@ -1,4 +1,4 @@
-"""The ``filterd`` command: check | serve | db | feedback | keys | data | train | eval.
+"""The ``filterd`` command: check | serve | db | feedback | keys | data | train | teach | eval.
 
 ``filterd check "text"`` prints one verdict (JSON) a line; ``--jsonl FILE`` (or ``-``
 for standard input) reads ``{"id", "text", "conversation_id"?}`` lines and writes one
@@ -356,10 +356,31 @@ def cmd_train(args: argparse.Namespace) -> int:
         examples.extend(data.load_feedback(Path(fb)))
     config = TrainConfig(epochs=args.epochs, seed=args.seed, limit=args.limit,
                          batch_size=args.batch_size, lr=args.lr, num_layers=args.layers,
-                         threads=args.threads, device=device, drop_handles=args.drop_handles)
-    meta = train(examples, Path(args.out), config)
+                         threads=args.threads, device=device, drop_handles=args.drop_handles,
+                         distill_weight=args.distill_weight)
+    soft = None
+    if args.soft_labels:
+        from filterd.classify import distill
+
+        soft = distill.load(Path(args.soft_labels))
+    meta = train(examples, Path(args.out), config, soft_labels=soft)
     print(json.dumps({k: meta[k] for k in ("train_examples", "valid_examples", "valid_accuracy",
                                            "temperature", "train_seconds")}, indent=1))
+    return 0
+
+
+def cmd_teach(args: argparse.Namespace) -> int:
+    from filterd.classify import data, distill
+
+    examples = data.load(Path(args.dataset))
+    dirs = [Path(d) for d in args.teacher]
+    for d in dirs:
+        if not (d / "filterd_model.json").exists():
+            raise InputError(f"--teacher {d}: not a model folder (no filterd_model.json)")
+    labels = distill.teach(examples, dirs)
+    distill.save(labels, distill.teacher_info(dirs), Path(args.out))
+    print(f"wrote soft labels for {len(labels)} training texts from {len(dirs)} teachers "
+          f"to {args.out}", file=sys.stderr)
     return 0
 
 
@@ -630,7 +651,22 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu",
                    help="where to train (default cpu, the shipped model's; auto: a GPU if any)")
+    t.add_argument("--soft-labels", metavar="FILE",
+                   help="also learn the category and flag probabilities that `filterd teach` "
+                        "wrote for the training rows (knowledge distillation; model card, "
+                        "Session 14)")
+    t.add_argument("--distill-weight", type=float, default=0.5,
+                   help="with --soft-labels: the share of the category and flag losses given "
+                        "to the soft labels, the rest to the gold labels (default 0.5)")
     t.set_defaults(func=cmd_train)
+
+    te = sub.add_parser("teach", help="soft labels for distillation: several trained models' "
+                                      "averaged outputs on a dataset's training rows")
+    te.add_argument("--dataset", required=True, help="a built dataset JSONL")
+    te.add_argument("--teacher", action="append", required=True, metavar="MODEL_DIR",
+                    help="a trained model folder (repeatable; their outputs are averaged)")
+    te.add_argument("--out", default="runs/soft_labels.jsonl")
+    te.set_defaults(func=cmd_teach)
 
     cal = sub.add_parser(
         "calibrate", help="fit the category thresholds to labelled messages of your own traffic")

@@ -23,8 +23,10 @@ from torch import nn
 from tqdm import tqdm
 
 from filterd.classify.data import Example
+from filterd.classify.distill import SoftLabel, text_key
 from filterd.classify.hashing import sha256
 from filterd.classify.model import FilterdModel, base_model_path, export_onnx, quantize_int8
+from filterd.errors import ConfigError, DataError
 from filterd.normalize import drop_channel_tokens, emoji_words
 from filterd.types import CATEGORIES, MODEL_FLAGS
 
@@ -52,6 +54,9 @@ class TrainConfig:
     # serving do the same (the meta file's ``drop_handles``; model card, "v16"). On since
     # the shipped v17; False trains as models up to v15 were
     drop_handles: bool = True
+    # with soft labels (``filterd train --soft-labels``): the share of the category and
+    # flag losses given to the teachers' probabilities, the rest to the gold labels
+    distill_weight: float = 0.5
 
 
 class _Batches:
@@ -70,7 +75,8 @@ class _Batches:
 
 
 def _tensors(
-    examples: list[Example], ids: list[list[int]], batch: list[int]
+    examples: list[Example], ids: list[list[int]], batch: list[int],
+    soft: list[SoftLabel | None] | None = None,
 ) -> dict[str, torch.Tensor]:
     width = max(len(ids[i]) for i in batch)
     input_ids = torch.zeros(len(batch), width, dtype=torch.long)
@@ -81,7 +87,15 @@ def _tensors(
     inten = torch.zeros(len(batch))
     inten_mask = torch.zeros(len(batch))
     weight = torch.ones(len(batch))
+    soft_cat = torch.zeros(len(batch), len(CATEGORIES))
+    soft_flags = torch.zeros(len(batch), len(MODEL_FLAGS))
+    soft_mask = torch.zeros(len(batch))
     for r, i in enumerate(batch):
+        lab = soft[i] if soft is not None else None
+        if lab is not None:
+            soft_cat[r] = torch.tensor(lab.category)
+            soft_flags[r] = torch.tensor(lab.flags)
+            soft_mask[r] = 1.0
         ex = examples[i]
         seq = ids[i]
         input_ids[r, : len(seq)] = torch.tensor(seq)
@@ -98,7 +112,8 @@ def _tensors(
         weight[r] = ex.weight
     return {"input_ids": input_ids, "attention_mask": mask, "category": cat, "flags": flags,
             "flag_mask": flag_mask, "intensity": inten, "intensity_mask": inten_mask,
-            "weight": weight}
+            "weight": weight, "soft_category": soft_cat, "soft_flags": soft_flags,
+            "soft_mask": soft_mask}
 
 
 def _flag_pos_weight(examples: list[Example], cap: float) -> torch.Tensor:
@@ -157,9 +172,14 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
 
 
 def fit(
-    examples: list[Example], config: TrainConfig, progress: bool = True
+    examples: list[Example], config: TrainConfig, progress: bool = True,
+    soft_labels: dict[str, SoftLabel] | None = None,
 ) -> tuple[FilterdModel, Any, dict[str, Any]]:
     """Fine-tune on ``split == "train"``; fit the temperature on ``valid``.
+
+    ``soft_labels`` (by :func:`filterd.classify.distill.text_key` of the text as given
+    here): teachers' probabilities; a training row that has them learns them as well as
+    its gold labels, weighted by ``config.distill_weight`` (knowledge distillation).
 
     Returns the trained model (on the CPU, in eval mode), its tokenizer and what was
     measured. :func:`train` exports the result; experiments can score it directly.
@@ -193,6 +213,10 @@ def fit(
     model.to(device)
 
     ids = _tokenize(tokenizer, [e.text for e in train_ex], config.max_len)
+    soft: list[SoftLabel | None] | None = None
+    if soft_labels is not None:
+        soft = [soft_labels.get(text_key(e.text)) for e in train_ex]
+    a = config.distill_weight if soft is not None else 0.0
     counts = np.bincount([CATEGORIES.index(e.category) for e in train_ex if e.category],
                          minlength=len(CATEGORIES))
     # Inverse square-root class weights: the smaller class (frustrated) is not drowned.
@@ -222,12 +246,14 @@ def fit(
         for batch in _Batches([len(x) for x in ids], config.batch_size, rng).batches:
             if step >= total:
                 break
-            t = {k: v.to(device) for k, v in _tensors(train_ex, ids, batch).items()}
+            t = {k: v.to(device) for k, v in _tensors(train_ex, ids, batch, soft).items()}
             c, f, it = model(t["input_ids"], t["attention_mask"])
             w = t["weight"]
             loss_c = (ce(c, t["category"]) * w).sum() / w[t["category"] >= 0].sum().clamp(min=1)
             fm = t["flag_mask"]
             loss_f = (bce(f, t["flags"]) * fm * w[:, None]).sum() / fm.sum().clamp(min=1)
+            if a > 0.0:
+                loss_c, loss_f = _distilled(c, f, t, class_w.to(device), loss_c, loss_f, a)
             im = t["intensity_mask"]
             loss_i = (((torch.sigmoid(it) - t["intensity"]) ** 2) * im * w).sum() / im.sum().clamp(
                 min=1
@@ -260,6 +286,28 @@ def fit(
     return model, tokenizer, stats
 
 
+def _distilled(
+    c: torch.Tensor, f: torch.Tensor, t: dict[str, torch.Tensor], class_w: torch.Tensor,
+    loss_c: torch.Tensor, loss_f: torch.Tensor, a: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mix the gold-label losses with the soft-label ones: cross-entropy to the teachers'
+    category probabilities (each row weighted as its gold class and row weight weigh it in
+    the hard loss) and binary cross-entropy to their five flag probabilities."""
+    sm = t["soft_mask"]
+    if float(sm.sum()) == 0.0:
+        return loss_c, loss_f
+    gold = t["category"]
+    cw = torch.where(gold >= 0, class_w[gold.clamp(min=0)], torch.ones_like(sm))
+    rw = t["weight"] * cw * sm
+    soft_c = -(t["soft_category"] * torch.log_softmax(c, dim=1)).sum(1)
+    soft_c = (soft_c * rw).sum() / rw.sum().clamp(min=1e-6)
+    soft_f = nn.functional.binary_cross_entropy_with_logits(
+        f, t["soft_flags"], reduction="none").mean(1)
+    fw = t["weight"] * sm
+    soft_f = (soft_f * fw).sum() / fw.sum().clamp(min=1e-6)
+    return (1 - a) * loss_c + a * soft_c, (1 - a) * loss_f + a * soft_f
+
+
 def reads_emoji_as_words(examples: list[Example]) -> bool:
     """True when no training text holds an emoji: the build named them
     (``--emoji-names``), and serving must name them too."""
@@ -267,12 +315,32 @@ def reads_emoji_as_words(examples: list[Example]) -> bool:
 
 
 def train(
-    examples: list[Example], out_dir: Path, config: TrainConfig, progress: bool = True
+    examples: list[Example], out_dir: Path, config: TrainConfig, progress: bool = True,
+    soft_labels: tuple[dict[str, Any], dict[str, SoftLabel]] | None = None,
 ) -> dict[str, Any]:
-    """Train on ``split == "train"``, fit temperature on ``valid``, export to ``out_dir``."""
+    """Train on ``split == "train"``, fit temperature on ``valid``, export to ``out_dir``.
+
+    ``soft_labels``: ``(header, labels)`` as :func:`filterd.classify.distill.load` reads
+    them, keyed by the dataset's texts; they must cover most training rows (a file made
+    for another dataset is an error, not a silent no-op)."""
+    soft: dict[str, SoftLabel] | None = None
+    covered = 0
+    if soft_labels is not None:
+        if not 0.0 < config.distill_weight <= 1.0:
+            raise ConfigError(f"distill weight {config.distill_weight}: must lie in (0, 1]")
+        _, labels = soft_labels
+        train_texts = [e.text for e in examples if e.split == "train"]
+        covered = sum(text_key(x) in labels for x in train_texts)
+        if covered < 0.9 * len(train_texts):
+            raise DataError(f"the soft labels cover {covered} of {len(train_texts)} training "
+                             "rows: they were made for another dataset (run filterd teach "
+                             "on this one)")
+        drop = drop_channel_tokens if config.drop_handles else (lambda x: x)
+        soft = {text_key(drop(x)): labels[text_key(x)] for x in train_texts
+                if text_key(x) in labels}
     if config.drop_handles:
         examples = [replace(e, text=drop_channel_tokens(e.text)) for e in examples]
-    model, tokenizer, stats = fit(examples, config, progress)
+    model, tokenizer, stats = fit(examples, config, progress, soft)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     fp32 = out_dir / "model.fp32.onnx"
@@ -300,6 +368,10 @@ def train(
         "valid_examples": stats["valid_examples"],
         "valid_accuracy": stats["valid_accuracy"],
         "train_seconds": stats["train_seconds"],
+        # knowledge distillation: which models taught, and how many training rows they
+        # labelled (None: trained on the gold labels alone)
+        "distilled_from": ({"teachers": soft_labels[0].get("teachers"),
+                            "rows_covered": covered} if soft_labels is not None else None),
         "sha256": {
             "model.onnx": sha256(out_dir / "model.onnx"),
             "tokenizer.json": sha256(out_dir / "tokenizer.json"),

@@ -169,6 +169,25 @@ def test_eval_tables_folder_must_exist(capsys: pytest.CaptureFixture[str], tmp_p
     assert "--tables" in capsys.readouterr().err
 
 
+def test_eval_says_when_the_airline_tweets_are_missing(capsys: pytest.CaptureFixture[str],
+                                                      tmp_path: Path) -> None:
+    """A data folder without ``eval_only/airline_tweets`` leaves the report's main
+    customer-service line out: said on stderr and recorded in the report."""
+    from filterd.cli import main
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "set.jsonl").write_text(json.dumps(
+        {"text": "hello there", "category": "neutral", "source": "x", "split": "valid"}) + "\n")
+    assert main(["eval", "--dataset", str(tmp_path / "set.jsonl"), "--data",
+                 str(tmp_path / "data"), "--no-baselines", "--out", str(tmp_path / "e.json")]) == 0
+    assert "airline_tweets/dev.csv not found" in capsys.readouterr().err
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert "airline" not in report and "not found" in report["skipped"]["airline"]
+    # nor are the held-out sources a hand-made dataset lacks scored as empty sets
+    assert "holdout:stormfront" not in report
+    assert report["skipped"]["holdout:stormfront"] == "the dataset has no rows of stormfront"
+
+
 def test_a_model_reads_emoji_the_way_its_training_set_has_them(tmp_path: Path) -> None:
     """Trained on a raw-emoji build (v7's), a model is served raw emoji; on a named build
     (the default, the shipped v17's), their names. The meta file carries the choice to

@@ -357,7 +357,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = TrainConfig(epochs=args.epochs, seed=args.seed, limit=args.limit,
                          batch_size=args.batch_size, lr=args.lr, num_layers=args.layers,
                          threads=args.threads, device=device, drop_handles=args.drop_handles,
-                         distill_weight=args.distill_weight)
+                         distill_weight=args.distill_weight, distill_flags=args.distill_flags)
     soft = None
     if args.soft_labels:
         from filterd.classify import distill
@@ -671,6 +671,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--distill-weight", type=float, default=0.5,
                    help="with --soft-labels: the share of the category and flag losses given "
                         "to the soft labels, the rest to the gold labels (default 0.5)")
+    t.add_argument("--distill-flags", action=argparse.BooleanOptionalAction, default=True,
+                   help="with --soft-labels: also learn the teachers' flag probabilities "
+                        "(default, as v20); --no-distill-flags keeps the flag heads on the "
+                        "gold flags alone")
     t.set_defaults(func=cmd_train)
 
     te = sub.add_parser("teach", help="soft labels for distillation: several trained models' "

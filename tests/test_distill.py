@@ -89,6 +89,14 @@ def test_the_soft_losses_equal_the_gold_ones_for_one_hot_teachers() -> None:
     wrong = dict(t, soft_category=nn.functional.one_hot((gold + 1) % 3, len(CATEGORIES)).float())
     worse_c, _ = _distilled(c, f, wrong, class_w, hard_c, hard_f, 0.5)
     assert worse_c.item() > hard_c.item()
+    # flag logits that agree with gold; teachers that say the opposite
+    fit = (flags * 2 - 1) * 3
+    fit_hard = nn.functional.binary_cross_entropy_with_logits(fit, flags)
+    opposed = dict(t, soft_flags=1 - flags)
+    _, gold_f = _distilled(c, fit, opposed, class_w, hard_c, fit_hard, 0.5, flags=False)
+    assert gold_f is fit_hard  # without the flags, the flag loss is the gold one
+    _, taught_f = _distilled(c, fit, opposed, class_w, hard_c, fit_hard, 0.5)
+    assert taught_f.item() > fit_hard.item() + 1
     none = dict(t, soft_mask=torch.zeros(4))  # rows without soft labels: gold losses only
     assert _distilled(c, f, none, class_w, hard_c, hard_f, 0.5) == (hard_c, hard_f)
 

@@ -57,6 +57,9 @@ class TrainConfig:
     # with soft labels (``filterd train --soft-labels``): the share of the category and
     # flag losses given to the teachers' probabilities, the rest to the gold labels
     distill_weight: float = 0.5
+    # with soft labels: also learn the teachers' flag probabilities (v20 did); False keeps
+    # the flag heads on the gold flags alone, with their positive weights
+    distill_flags: bool = True
 
 
 class _Batches:
@@ -253,7 +256,8 @@ def fit(
             fm = t["flag_mask"]
             loss_f = (bce(f, t["flags"]) * fm * w[:, None]).sum() / fm.sum().clamp(min=1)
             if a > 0.0:
-                loss_c, loss_f = _distilled(c, f, t, class_w.to(device), loss_c, loss_f, a)
+                loss_c, loss_f = _distilled(c, f, t, class_w.to(device), loss_c, loss_f, a,
+                                            config.distill_flags)
             im = t["intensity_mask"]
             loss_i = (((torch.sigmoid(it) - t["intensity"]) ** 2) * im * w).sum() / im.sum().clamp(
                 min=1
@@ -288,11 +292,12 @@ def fit(
 
 def _distilled(
     c: torch.Tensor, f: torch.Tensor, t: dict[str, torch.Tensor], class_w: torch.Tensor,
-    loss_c: torch.Tensor, loss_f: torch.Tensor, a: float,
+    loss_c: torch.Tensor, loss_f: torch.Tensor, a: float, flags: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mix the gold-label losses with the soft-label ones: cross-entropy to the teachers'
     category probabilities (each row weighted as its gold class and row weight weigh it in
-    the hard loss) and binary cross-entropy to their five flag probabilities."""
+    the hard loss) and, with ``flags``, binary cross-entropy to their five flag
+    probabilities (without ``flags`` the flag loss stays the gold one)."""
     sm = t["soft_mask"]
     if float(sm.sum()) == 0.0:
         return loss_c, loss_f
@@ -301,6 +306,8 @@ def _distilled(
     rw = t["weight"] * cw * sm
     soft_c = -(t["soft_category"] * torch.log_softmax(c, dim=1)).sum(1)
     soft_c = (soft_c * rw).sum() / rw.sum().clamp(min=1e-6)
+    if not flags:
+        return (1 - a) * loss_c + a * soft_c, loss_f
     soft_f = nn.functional.binary_cross_entropy_with_logits(
         f, t["soft_flags"], reduction="none").mean(1)
     fw = t["weight"] * sm

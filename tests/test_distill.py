@@ -139,3 +139,16 @@ def test_teach_command_writes_soft_labels(tmp_path: Path,
     assert main(["teach", "--dataset", str(ds), "--teacher", str(tmp_path),
                  "--out", str(out)]) != 0
     assert "not a model folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("weight", [0.0, -0.5, 1.5])
+def test_a_distill_weight_outside_zero_to_one_is_refused(tmp_path: Path, weight: float) -> None:
+    from filterd.classify.train import TrainConfig, train
+    from filterd.errors import ConfigError
+
+    labels = {distill.text_key(e.text): distill.SoftLabel((1.0, 0.0, 0.0), (0.0,) * 5)
+              for e in ROWS}
+    with pytest.raises(ConfigError, match=r"must lie in \(0, 1\]"):
+        train(ROWS, tmp_path / "m", TrainConfig(distill_weight=weight), progress=False,
+              soft_labels=({"teachers": []}, labels))
+    assert not (tmp_path / "m").exists()  # refused before any training

@@ -374,11 +374,9 @@ def cmd_teach(args: argparse.Namespace) -> int:
 
     examples = data.load(Path(args.dataset))
     dirs = [Path(d) for d in args.teacher]
-    for d in dirs:
-        if not (d / "filterd_model.json").exists():
-            raise InputError(f"--teacher {d}: not a model folder (no filterd_model.json)")
+    teachers = distill.teacher_info(dirs)  # checks every folder before any work
     labels = distill.teach(examples, dirs)
-    distill.save(labels, distill.teacher_info(dirs), Path(args.out))
+    distill.save(labels, teachers, Path(args.out))
     print(f"wrote soft labels for {len(labels)} training texts from {len(dirs)} teachers "
           f"to {args.out}", file=sys.stderr)
     return 0

@@ -79,10 +79,15 @@ def teach(
 
 
 def teacher_info(model_dirs: Sequence[Path]) -> list[dict[str, Any]]:
-    """Which models taught: each folder and its model file's SHA-256 (its meta file)."""
+    """Which models taught: each folder and its model file's SHA-256 (its meta file).
+    Call it before :func:`teach`: a folder that is not a model is a clear error before
+    minutes of the other teachers' work."""
     info = []
     for d in model_dirs:
-        meta = json.loads((Path(d) / "filterd_model.json").read_text())
+        meta_path = Path(d) / "filterd_model.json"
+        if not meta_path.exists():
+            raise DataError(f"--teacher {d}: not a model folder (no filterd_model.json)")
+        meta = json.loads(meta_path.read_text())
         info.append({"dir": str(d), "sha256": meta.get("sha256", {}).get("model.onnx")})
     return info
 

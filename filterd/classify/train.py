@@ -337,14 +337,14 @@ def train(
             raise ConfigError(f"distill weight {config.distill_weight}: must lie in (0, 1]")
         _, labels = soft_labels
         train_texts = [e.text for e in examples if e.split == "train"]
-        covered = sum(text_key(x) in labels for x in train_texts)
+        matched = [(x, labels[k]) for x in train_texts if (k := text_key(x)) in labels]
+        covered = len(matched)
         if covered < 0.9 * len(train_texts):
             raise DataError(f"the soft labels cover {covered} of {len(train_texts)} training "
                              "rows: they were made for another dataset (run filterd teach "
                              "on this one)")
         drop = drop_channel_tokens if config.drop_handles else (lambda x: x)
-        soft = {text_key(drop(x)): labels[text_key(x)] for x in train_texts
-                if text_key(x) in labels}
+        soft = {text_key(drop(x)): lab for x, lab in matched}
     if config.drop_handles:
         examples = [replace(e, text=drop_channel_tokens(e.text)) for e in examples]
     model, tokenizer, stats = fit(examples, config, progress, soft)

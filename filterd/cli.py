@@ -644,7 +644,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default="runs/model")
     t.add_argument("--epochs", type=float, default=3.0)
     t.add_argument("--seed", type=int, default=22,
-                   help="training seed (the shipped model v17's: 22, with --threads 1)")
+                   help="training seed (the shipped model v21's: 37, with --threads 1, "
+                        "--soft-labels and --no-distill-flags; model card)")
     t.add_argument("--build-seed", type=int, default=13,
                    help="the data build's seed, without --dataset (the split; 13 for every "
                         "model since v3)")
@@ -653,7 +654,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="build with emoji left as they are (v7's build; see data build)")
     t.add_argument("--drop-handles", action=argparse.BooleanOptionalAction, default=True,
                    help="train (and have serving read) text without the @user/http tokens "
-                        "that handles and URLs leave (default on, the shipped v17's; "
+                        "that handles and URLs leave (default on, the shipped v21's, as v17's; "
                         "--no-drop-handles trains as models up to v15 were; model card, v16)")
     t.add_argument("--limit", type=int, default=None, help="train on N examples only")
     t.add_argument("--batch-size", type=int, default=32)

@@ -116,14 +116,16 @@ def emoji_turned(real_filter, verdicts):  # type: ignore[no-untyped-def]
     return turned, len(texts)
 
 
-@pytest.mark.xfail(strict=True, reason="known failure of the shipped model (v17): 10 of 704 "
-                   "(1.4%) turn abusive or raise a safety flag (v14 21 of 688); it reads emoji "
-                   "as names, where v7 read every one as [UNK] (24 of 680); model card")
+@pytest.mark.xfail(strict=True, reason="known failure of the shipped model (v21): 13 of 720 "
+                   "(1.8%) turn abusive or raise a safety flag (v17 10 of 704, v14 21 of "
+                   "688); it reads emoji as names, where v7 read every one as [UNK] "
+                   "(24 of 680); model card")
 def test_an_emoji_does_not_make_a_message_abusive(emoji_turned) -> None:  # type: ignore[no-untyped-def]
     turned, n = emoji_turned
     assert len(turned) <= 0.01 * n, f"{len(turned)} of {n}: {turned[:12]}"
 
 
 def test_emoji_false_alarms_do_not_regress(emoji_turned) -> None:  # type: ignore[no-untyped-def]
-    turned, n = emoji_turned  # the shipped model (v17): 10 of 704; v14 21 of 688; v7 24 of 680
+    # the shipped model (v21): 13 of 720; v17 10 of 704; v14 21 of 688; v7 24 of 680
+    turned, n = emoji_turned
     assert len(turned) <= 0.045 * n, f"{len(turned)} of {n}: {turned[:12]}"

@@ -32,10 +32,10 @@ def verdicts(real_filter):  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize(("flag", "floor"), [
     ("threat", 0.85),
     ("self_harm", 0.9),
-    ("sexual_harassment", 0.8),  # met since model v7 (v7 24 of 26, v17 24, v14 22; v5: 18)
-    # regression guards under the measured level of the shipped model (v17: threat 39 of
-    # 42, sexual harassment 24 of 26; v14 had 38 and 22, v7 40 and 24; v14's recipe 38.0
-    # and 22.8 on average over four seeds: model card, "Session 10", "Session 12")
+    ("sexual_harassment", 0.8),  # met since model v7 (v7 24 of 26, v21 23, v17 24, v14 22; v5: 18)
+    # regression guards under the measured level of the shipped model (v21: threat 38 of
+    # 42, sexual harassment 23 of 26; its recipe 37.8 and 23.2 over six seeds; v17 39 and
+    # 24; v14 38 and 22, v7 40 and 24; model card, "Session 10", "Session 12", "Session 15")
     ("threat", 0.9),
     ("sexual_harassment", 0.84),
 ])
@@ -62,8 +62,8 @@ def test_hard_negatives_raise_few_alarms(verdicts) -> None:  # type: ignore[no-u
 
 
 def test_hard_negative_alarms_do_not_regress(verdicts) -> None:  # type: ignore[no-untyped-def]
-    # a guard just above the shipped model's level (v17: 3 of 58; its recipe's two seeds
-    # 3 and 7, model card "Session 12")
+    # a guard just above the shipped model's level (v21: 3 of 58, its recipe's six seeds 3-5,
+    # model card "Session 15"; v17 3, its recipe's two seeds 3 and 7)
     rate, alarms = _alarm_rate(verdicts)
     assert rate <= 4 / 58, alarms
 
@@ -89,10 +89,10 @@ def test_real_complaints_rarely_raise_a_safety_flag(real_filter) -> None:  # typ
     """A quarter of the real airline tweets (chosen by a hash of the text): complaints,
     with all but no threats, self-harm or harassment among them, so a flag is a false
     alarm: a customer sent to the crisis route or a supervisor paged. The shipped model
-    (v17) raises self_harm on 0.69%, threat on 0.47%, sexual_harassment on 0.17% of them;
-    v14 1.30%, 0.47% and 0.25%; v7 0.94%, 0.69% and 0.19%; v5, before rule R7, raised
-    self_harm on 2.33%. (Seeds of one recipe differ by a factor of two on self_harm here:
-    model card, "Seed noise".)"""
+    (v21) raises self_harm on 0.58%, threat on 0.28%, sexual_harassment on 0.14% of them;
+    v17 0.69%, 0.47% and 0.17%; v14 1.30%, 0.47% and 0.25%; v7 0.94%, 0.69% and 0.19%;
+    v5, before rule R7, raised self_harm on 2.33%. (Seeds of one recipe differ by a factor
+    of two on self_harm here: model card, "Seed noise".)"""
     import hashlib
 
     from filterd.classify.evaluate import airline_set, safety_alarms

@@ -190,7 +190,7 @@ def test_eval_says_when_the_airline_tweets_are_missing(capsys: pytest.CaptureFix
 
 def test_a_model_reads_emoji_the_way_its_training_set_has_them(tmp_path: Path) -> None:
     """Trained on a raw-emoji build (v7's), a model is served raw emoji; on a named build
-    (the default, the shipped v17's), their names. The meta file carries the choice to
+    (the default, the shipped v21's and v17's), their names. The meta file carries the choice to
     serving."""
     import json
     import shutil
@@ -203,7 +203,7 @@ def test_a_model_reads_emoji_the_way_its_training_set_has_them(tmp_path: Path) -
     assert reads_emoji_as_words([named]) and not reads_emoji_as_words([named, row])
 
     shipped = OnnxClassifier(default_model_dir())
-    assert shipped.emoji_as_words is True  # v17 (like v14) was trained on emoji names
+    assert shipped.emoji_as_words is True  # v21 (like v17, v14) was trained on emoji names
     a, b = shipped.predict(["thanks 🙏", "thanks folded hands"])
     assert a.scores == b.scores
     shutil.copytree(default_model_dir(), tmp_path / "m")
@@ -291,7 +291,7 @@ def test_a_model_trained_without_handle_tokens_is_served_without_them(tmp_path: 
     texts = ["has failed me all day, should i blame @AmericanAir? http://t.co/x1",
              "has failed me all day, should i blame ?"]
     shipped = OnnxClassifier(default_model_dir())
-    assert shipped.drop_handles is True  # the shipped v17 was trained without them
+    assert shipped.drop_handles is True  # the shipped v21 (as v17) was trained without them
     a, b = shipped.predict(texts)
     assert a.scores == b.scores
     shutil.copytree(default_model_dir(), tmp_path / "m")

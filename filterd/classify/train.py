@@ -52,7 +52,7 @@ class TrainConfig:
     device: str = "cpu"  # "cuda" trains on a GPU; the export always runs on the CPU
     # take the ``@user``/``http`` tokens out of every text before training, and have
     # serving do the same (the meta file's ``drop_handles``; model card, "v16"). On since
-    # the shipped v17; False trains as models up to v15 were
+    # v17 (the shipped v21 too); False trains as models up to v15 were
     drop_handles: bool = True
     # with soft labels (``filterd train --soft-labels``): the share of the category and
     # flag losses given to the teachers' probabilities, the rest to the gold labels

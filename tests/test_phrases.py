@@ -104,6 +104,40 @@ NOT_THREATS = [
     "I'm coming for my refund",  # a thing, not a person
 ]
 
+# Weapons brought to a place, and lying in wait: the threat and its everyday look-alikes,
+# written together before the rows for them were changed (session 16). Customer-service chat
+# talks about knives, guns and car parks for ordinary reasons: returns, repairs, deliveries.
+WEAPON_THREATS = [
+    "one more hour on hold and i'm bringing my gun over there",  # weapon to a deictic place
+    "im bringing a gun in there tomorrow",  # no apostrophe, "in there"
+    "I'm coming down there with my gun",  # coming, with the weapon after the place
+    "ill come in with a knife and see how helpful you are then",  # come in with a weapon
+    "bringing my shotgun to your office tomorrow",  # subject dropped, "your" place
+    "I'll bring a gun to the call centre",  # a named premises
+    "grabbing my gun and heading to your store",  # two verbs before the place
+    "I'm going to show up at your branch with a knife",  # the place before the weapon
+    "I'll be waiting outside when you close",  # lying in wait, a time clause on the agent
+    "i'll wait in the parking lot for you",  # lying in wait, "for you" after the place
+    "I'm bringing my gun to your store to get my refund",  # a refund owed is not an errand
+]
+
+WEAPON_LOOKALIKES = [
+    "bringing my gun to the range this weekend, is the store open?",  # a range
+    "I'll bring the knife set back to the store for a refund",  # a product, a return
+    "got my gun to the shop for repair and it came back scratched",  # a repair
+    "I'll bring my rifle to your store for the warranty repair",  # a repair at "your" store
+    "can I bring my knife block in to exchange it?",  # a product, an exchange
+    "we're bringing the kids' bats to the game at the stadium",  # sports
+    "I got the knife in the post yesterday and the handle is cracked",  # a delivery
+    "can you get the knife to the depot by friday?",  # a delivery
+    "bringing a gun safe to your house tomorrow, is 9 ok?",  # a product: the installer
+    "I'll be waiting in the car park for the delivery driver at 5",  # a delivery
+    "I'll be waiting outside, the driver can ring the bell",  # a delivery
+    "I'll wait outside the store until you open",  # a queue, not an ambush
+    "I could kill whoever designed this app",  # the author of a product: hyperbole
+    "I want to strangle whoever came up with these fees",  # the author of a policy
+]
+
 SELF_HARM = [
     "I want to kill myself",  # explicit
     "I don't want to live anymore",  # ideation
@@ -189,6 +223,24 @@ def test_threat_found(text: str) -> None:
 @pytest.mark.parametrize("text", NOT_THREATS)
 def test_figure_of_speech_is_not_a_threat(text: str) -> None:
     assert find_threats(text) == []
+
+
+@pytest.mark.parametrize("text", WEAPON_THREATS)
+def test_weapon_or_ambush_threat_found(text: str) -> None:
+    assert [s.kind for s in find_threats(text)] == ["threat"], text
+
+
+@pytest.mark.parametrize("text", WEAPON_LOOKALIKES)
+def test_weapon_or_waiting_lookalike_is_not_a_threat(text: str) -> None:
+    assert find_threats(text) == []
+
+
+def test_a_weapon_held_against_oneself_is_self_harm_not_a_threat() -> None:
+    # Possessing a weapon reads as a threat only when nothing says whom it is for.
+    text = "I've got a knife in my hand and I keep thinking about using it on myself"
+    assert find_threats(text) == []
+    assert [s.kind for s in find_self_harm(text)] == ["self_harm"]
+    assert find_threats("I've got a knife on me and I know where you work")
 
 
 @pytest.mark.parametrize("text", SELF_HARM)
@@ -317,6 +369,6 @@ def test_the_one_scan_prefilter_never_changes_what_is_found(monkeypatch) -> None
               for line in f.read_text().splitlines() if line.strip()]
     detector = phrases.PhraseDetector()
     fast = [detector.find(t) for t in texts]
-    assert sum(map(bool, fast)) > 150  # the corpus does exercise the tables (197 texts)
+    assert sum(map(bool, fast)) > 150  # the corpus does exercise the tables (318 texts)
     monkeypatch.setattr(phrases, "_ANY", {k: re.compile("") for k in phrases._ANY})
     assert [detector.find(t) for t in texts] == fast

@@ -35,6 +35,15 @@ def filt() -> Filter:
          "supervisor"),
         # self-harm goes to crisis and is never abuse
         ("if they cut my power I want to kill myself", None, {"self_harm"}, set(), "crisis"),
+        # a weapon the writer holds against themself: crisis, not a threat, never abuse
+        ("I've got a knife in my hand and I keep thinking about using it on myself", None,
+         {"self_harm"}, {"threat"}, "crisis"),
+        # a return and a delivery that name a knife and a car park: no alert
+        ("I'll bring the knife set back to the store for a refund", "neutral", set(),
+         {"threat"}, "standard"),
+        # (the fake model calls any "waiting" frustrated: priority, not supervisor)
+        ("I'll be waiting in the car park for the delivery driver at 5", "frustrated", set(),
+         {"threat"}, "priority"),
         # PII is flagged and redacted
         ("my number is +1 415 555 0132, call me", "neutral", {"pii"}, set(), "standard"),
     ],

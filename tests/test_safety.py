@@ -6,6 +6,13 @@ before the first run: a missed threat is a silent mask, a missed crisis is a per
 left alone. A target the shipped model does not meet is a strict xfail with the measured
 value (it turns into a failure once met, so the guard gets raised), and a regression guard
 at the measured level keeps a broken model from passing.
+
+Two rows are no longer blind for the phrase table: session 16 rewrote its weapon and
+waiting rows after s005 ("bringing my gun down there") was known to be missed and s144
+("waiting outside the house for the engineer") known to raise an alarm. The rows were
+written against their own look-alikes in tests/test_phrases.py, not these texts, but the
+gain on s005 and s144 (threat 39 of 42, hard negatives 2 of 58 with v21) is not evidence
+the way the rest of the table is; the guards below stay at the model's own level.
 """
 
 from __future__ import annotations
@@ -34,8 +41,9 @@ def verdicts(real_filter):  # type: ignore[no-untyped-def]
     ("self_harm", 0.9),
     ("sexual_harassment", 0.8),  # met since model v7 (v7 24 of 26, v21 23, v17 24, v14 22; v5: 18)
     # regression guards under the measured level of the shipped model (v21: threat 38 of
-    # 42, sexual harassment 23 of 26; its recipe 37.8 and 23.2 over six seeds; v17 39 and
-    # 24; v14 38 and 22, v7 40 and 24; model card, "Session 10", "Session 12", "Session 15")
+    # 42 before the session-16 phrase rows, 39 after; sexual harassment 23 of 26; its recipe
+    # 37.8 and 23.2 over six seeds; v17 39 and 24; v14 38 and 22, v7 40 and 24; model card,
+    # "Session 10", "Session 12", "Session 15")
     ("threat", 0.9),
     ("sexual_harassment", 0.84),
 ])
@@ -62,7 +70,8 @@ def test_hard_negatives_raise_few_alarms(verdicts) -> None:  # type: ignore[no-u
 
 
 def test_hard_negative_alarms_do_not_regress(verdicts) -> None:  # type: ignore[no-untyped-def]
-    # a guard just above the shipped model's level (v21: 3 of 58, its recipe's six seeds 3-5,
+    # a guard just above the shipped model's level (v21: 3 of 58, 2 with the session-16
+    # phrase rows (see the module docstring); its recipe's six seeds 3-5,
     # model card "Session 15"; v17 3, its recipe's two seeds 3 and 7)
     rate, alarms = _alarm_rate(verdicts)
     assert rate <= 4 / 58, alarms

@@ -67,7 +67,8 @@ _PERSON = (
     + _STAFF_WORDS
     + r")|(?:the|that|this|those|these) (?:"
     + _STAFF_WORDS
-    + r")|whoever)\b"
+    + r")|whoever(?! (?:designed|wrote|made|invented|came up with|thought (?:of|up)|decided"
+    r"|programmed|built|created|approved|set up)\b))\b"
 )
 # What follows "you" in harmless uses of violent verbs: "shoot you an email", "beat you to it".
 _NOT_AFTER = (
@@ -82,6 +83,34 @@ _BODY = (
 _PLACE = (
     r"(?:store|shop|office|offices|building|place|house|branch|headquarters|hq|call cent(?:er|re)"
     r"|warehouse|car|factory|restaurant|location|business)"
+)
+_WEAPON = (
+    r"(?:gun|guns|knife|knives|rifle|shotgun|pistol|piece|glock|machete|weapon|bat|baseball bat"
+    r"|axe)"
+)
+# A weapon noun that is not the first half of a product's name ("knife set", "gun safe").
+_WEAPON_NOUN = _WEAPON + (
+    r"\b(?! (?:set|sets|block|blocks|sharpener|case|cases|safe|lock|locks|rack|bag|bags|kit|kits"
+    r"|holster|licen[cs]e|permit|cleaning|cleaner|oil|cabinet|drawer|stand|sling|scope|parts?"
+    r"|accessor\w*|box|cover|grip|mount|show|range|club|shop|store|sharpening|order|handle|roll)\b)"
+)
+# A place one takes a weapon to for an ordinary reason.
+_NOT_AN_ERRAND = r"(?!(?:range|gunsmith|pawn|police|gun (?:shop|store|show|club))\b)"
+# Where a brought weapon goes: "there", "to you", or to a place ("to the appointment"); the
+# errands below rule out the range, the repair shop and the return desk. Not "in the": a knife
+# that came "in the post" is a delivery.
+_THERE = (
+    r"(?:(?:down|over|up|in|out|round|around) )?(?:there|here)\b|to (?:you|u|y'all)\b"
+    r"|(?:to|into|at|inside) (?:your|ur|yr|the|that|this) " + _NOT_AN_ERRAND + r"\w+"
+)
+# An everyday reason to carry one there: the rest of the sentence names a range, a repair or a
+# return of the thing itself ("bringing my gun to the range", "for a refund", "to return it").
+# A refund the customer is owed is not one: "bringing my gun to your store to get my refund".
+_ERRAND = (
+    r"(?![^.!?\n]*\b(?:range|gunsmith|gun (?:shop|store|show|club)|pawn|hunting|repair|repairs"
+    r"|repaired|warranty|servicing|serviced|sharpen|sharpened|sharpening|cleaning|appraisal"
+    r"|trade[- ]in|police|cops|for an? (?:refund|return|exchange|replacement)|to (?:return|exchange"
+    r"|sell|swap) (?:it|them))\b)"
 )
 _SELF_VERB = (
     r"(?:kill|killing|hurt|hurting|harm|harming|cut|cutting|hang|hanging|shoot|shooting|drown"
@@ -170,10 +199,12 @@ THREAT_PATTERNS: tuple[Row, ...] = (
      rf"|under|inside|into|near)|bomb (?:in|at|under|inside) (?:your|the|this|that) {_PLACE})",
      0.95, "bomb threat (also dynamite, and 'there has been ... placed')"),
     (_I_WILL + _FILL + r" (?:bring|come (?:back |in |down )?with|show up with|pull out|pull)"
-     r" (?:a|my|the|my \w+) (?:gun|knife|weapon|rifle|shotgun|pistol|machete|bat|baseball bat"
-     r"|axe)\b", 0.85, "bringing a weapon"),
+     rf" (?:a|my|the|my \w+) {_WEAPON_NOUN}{_ERRAND}", 0.85,
+     "bringing a weapon (not: the knife set back for a refund, my rifle for a repair)"),
     (r"\bi(?:'ve| have)(?: got)? (?:a|my) (?:gun|knife|rifle|shotgun|pistol)(?: \w+)? (?:and"
-     r"|with me|right here|in my|on me|loaded)\b", 0.75, "I have a gun and ..."),
+     r"|with me|right here|in my|on me|loaded)\b(?![^.!?\n]*\b(?:myself|my (?:own )?life|end it"
+     r"|suicid\w*|kill me)\b)", 0.75,
+     "I have a gun and ... (not when the sentence turns it on oneself: that is self-harm)"),
     (_I_WILL + _FILL + r" make (?:you|u|sure you) (?:suffer|bleed)\b", 0.8, "I'll make you bleed"),
     (r"\b(?:i'm|i am|im|i'll|i will|about to|gonna|going to) go(?:ing)? postal\b", 0.75,
      "going postal"),
@@ -182,15 +213,30 @@ THREAT_PATTERNS: tuple[Row, ...] = (
     (r"\b(?:go |just |you should |u should )?(?:kill|hang|shoot) (?:yourself|urself|yourselves)\b"
      r"|\bkys\b", 0.6, "urging the agent to self-harm: harm aimed at someone else, so a threat"),
     # Forms without "I will" that chat drops or that name the weapon or the act instead.
+    (r"\b(?:a|the) (?:knife|blade|bullet|shiv) (?:in|into|through|between) (?:the|your|ur|his|her"
+     r"|their)(?: \w+)? (?:ribs|gut|guts|belly|stomach|chest|neck|throat|head|face|eye|skull)\b",
+     0.85, "a knife in the ribs (not: a knife in the back, betrayal)"),
     (r"\b(?:put|putting|pump|pumping) (?:a|some|one|\d+) (?:bullets?|rounds?|slugs?|holes?)"
      r" (?:in|into|through)\b", 0.9, "put a bullet in your CEO"),
-    (r"\b(?:bring|bringing|brought|grab|grabbing|get|getting|got|carry|carrying) (?:my|a|the)"
-     r" (?:gun|guns|knife|rifle|shotgun|pistol|piece|glock|machete|weapon)\b(?: \w+){0,3}? (?:to"
-     r"|into|in|down|at) (?:your|the|that|ur)\b", 0.85,
-     "bringing my gun to your store (subject often dropped in chat)"),
+    (r"\b(?:bring|bringing|grab|grabbing|carry|carrying) (?:my|a|the"
+     rf"|a loaded|my loaded) (?!bat\b|baseball bat\b|piece\b){_WEAPON_NOUN}{_ERRAND}"
+     rf"(?: \w+){{0,3}}? (?:{_THERE})", 0.85,
+     "bringing my gun to your store, my knife in there (subject often dropped in chat; not: to"
+     " the range, for a repair or a refund)"),
+    (r"\b(?:i'll|ill|i will|i'm|im|i am|gonna|going to|about to)(?: \w+){0,2}? (?:come|coming"
+     r"|show up|showing up|turn up|turning up|walk|walking|be)(?: (?:down|over|back|in|up|round"
+     rf"|around))?(?: (?:there|here|(?:to|at) (?:your|ur|the|that) {_NOT_AN_ERRAND}\w+))?"
+     rf"(?: \w+){{0,2}}? with (?:a|my|the|a loaded|my loaded) {_WEAPON_NOUN}{_ERRAND}", 0.85,
+     "I'm coming down there with my gun, show up at your branch with a knife"),
     (r"\b(?:i'll|ill|i will|i'm|im|i am|gonna|going to)(?: \w+){0,2}? (?:be )?(?:waiting|wait)"
-     r" (?:for (?:you|u) )?(?:outside|in the (?:car ?park|parking lot)|by your car)\b", 0.75,
-     "I'll be waiting outside when you close"),
+     r" (?:for (?:you|u) (?:outside|in the (?:car ?park|parking lot)|by your car)\b|(?:outside"
+     r"|in the (?:car ?park|parking lot)|by your car)(?: (?:of )?(?:your|ur|the|that) \w+)?"
+     r"(?: (?:tonight|today|tomorrow|later|again|every day))?"
+     r" (?:for (?:you|u|y'all|(?:that|this|those) (?:" + _STAFF_WORDS + r"))\b"
+     r"|(?:when|till|until|til|for when) (?:you|u|ur shift|your shift|you guys|the (?:store"
+     r"|shop|office)) (?:close|closes|finish|finishes|get off|gets off|leave|leaves|come out"
+     r"|clock off|ends?)\b|after (?:work|your shift|closing)\b))", 0.75,
+     "I'll be waiting outside when you close (not: outside for the courier, until you open)"),
     (r"\b(?:come|coming|go|going|drive|driving|head|heading|show up|turn up)(?: down| over| back"
      r"| in)? (?:there|to (?:your|the|that) \w+(?: \w+)?)(?: \w+){0,3}? and (?:smash|wreck|trash"
      r"|beat|hurt|stab|shoot|kill|break|burn|torch|punch|kick|deck|knock|strangle|choke)\b", 0.8,
@@ -298,6 +344,8 @@ SELF_HARM_PATTERNS: tuple[Row, ...] = (
      r"|stockpiled|hoarded|put aside|ready)\b|\b(?:saving|saved|stockpiling|stockpiled|hoarding"
      r"|stashing) (?:up )?(?:my |some |all my )?(?:pills|meds|medication|tablets|sleeping pills"
      r"|painkillers)\b", 0.85, "pills saved up"),
+    (r"\b(?:knife|knives|blade|razor|gun|rope|pills)\b[^.!?\n]{0,60}\b(?:use|using) (?:it|them)"
+     r" on myself\b", 0.8, "a knife in my hand ... using it on myself"),
     (r"\b(?:wrote|written|writing|write|left|leaving) (?:my |a |some )?(?:goodbye|farewell)"
      r" (?:letters?|notes?|messages?)\b", 0.85, "written my goodbye letters"),
 )  # fmt: skip

@@ -119,6 +119,7 @@ WEAPON_THREATS = [
     "I'll be waiting outside when you close",  # lying in wait, a time clause on the agent
     "i'll wait in the parking lot for you",  # lying in wait, "for you" after the place
     "I'm bringing my gun to your store to get my refund",  # a refund owed is not an errand
+    "bringing my gun down there, your service is broken",  # a broken service is not an errand
 ]
 
 WEAPON_LOOKALIKES = [
@@ -131,6 +132,7 @@ WEAPON_LOOKALIKES = [
     "I got the knife in the post yesterday and the handle is cracked",  # a delivery
     "can you get the knife to the depot by friday?",  # a delivery
     "bringing a gun safe to your house tomorrow, is 9 ok?",  # a product: the installer
+    "I'll bring the axe back to the store, the blade is chipped",  # a faulty product
     "I'll be waiting in the car park for the delivery driver at 5",  # a delivery
     "I'll be waiting outside, the driver can ring the bell",  # a delivery
     "I'll wait outside the store until you open",  # a queue, not an ambush

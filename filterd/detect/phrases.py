@@ -104,13 +104,16 @@ _THERE = (
     r"|(?:to|into|at|inside) (?:your|ur|yr|the|that|this) " + _NOT_AN_ERRAND + r"\w+"
 )
 # An everyday reason to carry one there: the rest of the sentence names a range, a repair or a
-# return of the thing itself ("bringing my gun to the range", "for a refund", "to return it").
+# return of the thing itself ("bringing my gun to the range", "for a refund", "to return it",
+# "the handle split": a fault in a part of it, not "your service is broken").
 # A refund the customer is owed is not one: "bringing my gun to your store to get my refund".
 _ERRAND = (
     r"(?![^.!?\n]*\b(?:range|gunsmith|gun (?:shop|store|show|club)|pawn|hunting|repair|repairs"
     r"|repaired|warranty|servicing|serviced|sharpen|sharpened|sharpening|cleaning|appraisal"
     r"|trade[- ]in|police|cops|for an? (?:refund|return|exchange|replacement)|to (?:return|exchange"
-    r"|sell|swap) (?:it|them))\b)"
+    r"|sell|swap) (?:it|them)|(?:handle|blade|head|tip|lock|scope|grip|stock|trigger|barrel"
+    r"|sheath|hinge)s? (?:is |are |was |has |have )?(?:split|cracked|chipped|broken|broke|bent"
+    r"|loose|come loose|came loose|snapped|blunt|rusty|rusted))\b)"
 )
 _SELF_VERB = (
     r"(?:kill|killing|hurt|hurting|harm|harming|cut|cutting|hang|hanging|shoot|shooting|drown"

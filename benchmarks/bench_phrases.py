@@ -13,12 +13,10 @@ Run: ``python benchmarks/bench_phrases.py [--base REV] [--out FILE]``.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from types import ModuleType
 
@@ -33,12 +31,8 @@ def load_at(rev: str) -> ModuleType:
     """``filterd.detect.phrases`` as committed at ``rev``, as a module of its own."""
     source = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:{MODULE}"], check=True,
                             capture_output=True, text=True).stdout
-    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
-        f.write(source)
-    spec = importlib.util.spec_from_file_location(f"phrases_at_{rev}", f.name)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = ModuleType(f"phrases_at_{rev}")
+    exec(compile(source, f"{rev}:{MODULE}", "exec"), module.__dict__)
     return module
 
 

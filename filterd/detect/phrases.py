@@ -95,7 +95,8 @@ _WEAPON_NOUN = _WEAPON + (
     r"|accessor\w*|box|cover|grip|mount|show|range|club|shop|store|sharpening|order|handle|roll)\b)"
 )
 # A place one takes a weapon to for an ordinary reason.
-_NOT_AN_ERRAND = r"(?!(?:range|gunsmith|pawn|police|gun (?:shop|store|show|club))\b)"
+_ERRAND_PLACE = r"range|gunsmith|pawn|police|gun (?:shop|store|show|club)"
+_NOT_AN_ERRAND = rf"(?!(?:{_ERRAND_PLACE})\b)"
 # Where a brought weapon goes: "there", "to you", or to a place ("to the appointment"); the
 # errands below rule out the range, the repair shop and the return desk. Not "in the": a knife
 # that came "in the post" is a delivery.
@@ -108,9 +109,9 @@ _THERE = (
 # "the handle split": a fault in a part of it, not "your service is broken").
 # A refund the customer is owed is not one: "bringing my gun to your store to get my refund".
 _ERRAND = (
-    r"(?![^.!?\n]*\b(?:range|gunsmith|gun (?:shop|store|show|club)|pawn|hunting|repair|repairs"
+    rf"(?![^.!?\n]*\b(?:{_ERRAND_PLACE}|hunting|repair|repairs"
     r"|repaired|warranty|servicing|serviced|sharpen|sharpened|sharpening|cleaning|appraisal"
-    r"|trade[- ]in|police|cops|for an? (?:refund|return|exchange|replacement)|to (?:return|exchange"
+    r"|trade[- ]in|cops|for an? (?:refund|return|exchange|replacement)|to (?:return|exchange"
     r"|sell|swap) (?:it|them)|(?:handle|blade|head|tip|lock|scope|grip|stock|trigger|barrel"
     r"|sheath|hinge)s? (?:is |are |was |has |have )?(?:split|cracked|chipped|broken|broke|bent"
     r"|loose|come loose|came loose|snapped|blunt|rusty|rusted))\b)"

@@ -1,0 +1,152 @@
+"""Weight-space averaging of the fine-tuned model with the base encoder (WiSE-FT).
+
+Wortsman et al. 2022, "Robust fine-tuning of zero-shot models": averaging a fine-tuned
+network's weights with those it started from keeps much of what fine-tuning overwrote
+and transfers better to text unlike the training set, at the same size and speed.
+
+Our base encoder has no classifier of its own, so the "zero-shot" end is the base
+encoder with *probe heads*: the three heads trained on its frozen mean-pooled features
+with the training loss. ``θ(α) = (1 - α) · (base, probe heads) + α · (fine-tuned model)``,
+every parameter. ``α`` is chosen on the validation split (:func:`choose_alpha`), never on
+held-out or evaluation-only data.
+
+Only training imports this module (torch); serving loads the exported result.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from filterd.classify.data import Example
+from filterd.classify.distill import SoftLabel
+from filterd.classify.model import FilterdModel
+from filterd.types import CATEGORIES
+
+HEADS = ("category", "flags", "intensity")
+ALPHAS = (0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def pooled_features(
+    model: FilterdModel, tokenizer: Any, texts: Sequence[str], max_len: int,
+    batch_size: int = 128,
+) -> torch.Tensor:
+    """The mean-pooled encoder output of each text (what the heads read), no dropout."""
+    model.eval()
+    out = torch.zeros(len(texts), model.category.in_features)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    with torch.inference_mode():
+        for k in range(0, len(order), batch_size):
+            b = order[k : k + batch_size]
+            enc = tokenizer([texts[i] for i in b], truncation=True, max_length=max_len,
+                            padding=True, return_tensors="pt")
+            hidden = model.encoder(input_ids=enc["input_ids"],
+                                   attention_mask=enc["attention_mask"]).last_hidden_state
+            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            out[b] = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+    return out
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    epochs: int = 20
+    batch_size: int = 256
+    lr: float = 1e-3
+    seed: int = 13
+
+
+def train_probe_heads(
+    model: FilterdModel, features: torch.Tensor, train_ex: list[Example],
+    soft: list[SoftLabel | None] | None, class_w: torch.Tensor, pos_weight: torch.Tensor,
+    distill_weight: float, distill_flags: bool, flag_weight: float, intensity_weight: float,
+    config: ProbeConfig,
+) -> None:
+    """Train ``model``'s three heads in place on fixed ``features`` (one row per
+    ``train_ex``) with the loss :func:`filterd.classify.train.fit` uses."""
+    from filterd.classify.train import _distilled, _tensors
+
+    if len(features) != len(train_ex):
+        raise ValueError(f"{len(features)} feature rows for {len(train_ex)} examples")
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed)
+    heads = [getattr(model, h) for h in HEADS]
+    for h in heads:
+        h.reset_parameters()
+    labels = _tensors(train_ex, [[0]] * len(train_ex), list(range(len(train_ex))), soft)
+    a = distill_weight if soft is not None else 0.0
+    ce = nn.CrossEntropyLoss(weight=class_w, reduction="none", ignore_index=-100)
+    bce = nn.BCEWithLogitsLoss(reduction="none", pos_weight=pos_weight)
+    params = [p for h in heads for p in h.parameters()]
+    opt = torch.optim.AdamW(params, lr=config.lr)
+    index = list(range(len(train_ex)))
+    for _ in range(config.epochs):
+        rng.shuffle(index)
+        for k in range(0, len(index), config.batch_size):
+            b = torch.tensor(index[k : k + config.batch_size])
+            t = {name: v[b] for name, v in labels.items()}
+            x = features[b]
+            c, f, it = model.category(x), model.flags(x), model.intensity(x).squeeze(-1)
+            w = t["weight"]
+            loss_c = (ce(c, t["category"]) * w).sum() / w[t["category"] >= 0].sum().clamp(min=1)
+            fm = t["flag_mask"]
+            loss_f = (bce(f, t["flags"]) * fm * w[:, None]).sum() / fm.sum().clamp(min=1)
+            if a > 0.0:
+                loss_c, loss_f = _distilled(c, f, t, class_w, loss_c, loss_f, a, distill_flags)
+            im = t["intensity_mask"]
+            loss_i = (((torch.sigmoid(it) - t["intensity"]) ** 2) * im * w).sum() / (
+                im.sum().clamp(min=1))
+            loss = loss_c + flag_weight * loss_f + intensity_weight * loss_i
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    model.eval()
+
+
+def interpolate(
+    zero_shot: dict[str, torch.Tensor], fine_tuned: dict[str, torch.Tensor], alpha: float
+) -> dict[str, torch.Tensor]:
+    """``(1 - alpha) * zero_shot + alpha * fine_tuned`` for every floating-point tensor;
+    other buffers (position ids) are taken from ``fine_tuned``."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha {alpha}: must lie in [0, 1]")
+    if zero_shot.keys() != fine_tuned.keys():
+        raise ValueError("the two models have different parameters: "
+                         f"{sorted(zero_shot.keys() ^ fine_tuned.keys())[:5]}")
+    out = {}
+    for k, ft in fine_tuned.items():
+        zs = zero_shot[k]
+        if zs.shape != ft.shape:
+            raise ValueError(f"{k}: shape {tuple(zs.shape)} against {tuple(ft.shape)}")
+        out[k] = (1.0 - alpha) * zs + alpha * ft if ft.is_floating_point() else ft.clone()
+    return out
+
+
+def valid_scores(logits: np.ndarray, gold: Sequence[str]) -> tuple[float, float]:
+    """(macro-F1 over the three categories, abusive recall) of argmax ``logits``."""
+    from filterd.classify.evaluate import metrics
+
+    pred = [CATEGORIES[i] for i in logits.argmax(1)]
+    m = metrics(list(gold), pred)
+    return float(m["macro_f1"]), float(m["per_class"]["abusive"]["recall"])
+
+
+def choose_alpha(
+    scores: dict[float, tuple[float, float]], tolerance: float = 0.005
+) -> float | None:
+    """The smallest ``alpha`` (most of the base encoder) whose validation macro-F1 and
+    abusive recall are each within ``tolerance`` of the fine-tuned model's (``alpha`` 1);
+    ``None`` if none below 1 is."""
+    if 1.0 not in scores:
+        raise ValueError("choose_alpha needs the fine-tuned model's scores (alpha 1.0)")
+    f1_ft, rec_ft = scores[1.0]
+    for alpha in sorted(a for a in scores if a < 1.0):
+        f1, rec = scores[alpha]
+        if f1 >= f1_ft - tolerance and rec >= rec_ft - tolerance:
+            return alpha
+    return None

@@ -357,7 +357,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = TrainConfig(epochs=args.epochs, seed=args.seed, limit=args.limit,
                          batch_size=args.batch_size, lr=args.lr, num_layers=args.layers,
                          threads=args.threads, device=device, drop_handles=args.drop_handles,
-                         distill_weight=args.distill_weight, distill_flags=args.distill_flags)
+                         distill_weight=args.distill_weight, distill_flags=args.distill_flags,
+                         wise=args.wise)
     soft = None
     if args.soft_labels:
         from filterd.classify import distill
@@ -674,6 +675,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --soft-labels: also learn the teachers' flag probabilities "
                         "(default, as v20); --no-distill-flags keeps the flag heads on the "
                         "gold flags alone")
+    t.add_argument("--wise", action="store_true",
+                   help="after fine-tuning, average the weights with the base encoder's "
+                        "(WiSE-FT, with heads trained on its frozen features) at the alpha the "
+                        "validation split chooses (model card, Session 17)")
     t.set_defaults(func=cmd_train)
 
     te = sub.add_parser("teach", help="soft labels for distillation: several trained models' "

@@ -47,6 +47,28 @@ def test_tiny_training_run(tmp_path: Path) -> None:
     assert report["telecom_table"]["must_n"] > 0 and report["emoji_probe"]["n"] > 0
 
 
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data not present")
+def test_wise_training_chooses_alpha_on_the_validation_split(tmp_path: Path) -> None:
+    from filterd.classify import wise
+    from filterd.classify.onnx import OnnxClassifier
+    from filterd.classify.train import TrainConfig, train
+
+    examples = data.build(SHARED_DATA, sources=["banking77", "goemotions", "team"], scale=0.03,
+                          progress=False)
+    meta = train(examples, tmp_path / "m",
+                 TrainConfig(epochs=1, limit=160, batch_size=16, wise=True), progress=False)
+    info = meta["wise"]
+    scores = {float(a): tuple(s) for a, s in info["valid_scores"].items()}
+    assert set(scores) == {*wise.ALPHAS, 1.0}
+    assert info["alpha"] == wise.choose_alpha(scores)  # the recorded choice is the rule's
+    if info["alpha"] is not None:
+        assert meta["temperature"] == info["temperature"]
+        assert meta["valid_accuracy"] == info["valid_accuracy"]
+    out = OnnxClassifier(tmp_path / "m").predict(["this is the third time my internet is down"])
+    assert abs(sum(out[0].scores.values()) - 1) < 1e-4
+
 def test_corrupt_model_file_is_refused(tmp_path: Path) -> None:
     import shutil
 
@@ -302,3 +324,40 @@ def test_a_model_trained_without_handle_tokens_is_served_without_them(tmp_path: 
     assert kept.drop_handles is False
     c, d = kept.predict(texts)
     assert c.scores != d.scores
+
+
+def test_int8_export_keeps_closer_to_fp32_than_one_scale_per_tensor(tmp_path: Path) -> None:
+    """The export quantises with one scale per output channel (model card, Session 17):
+    its logits stay nearer the fp32 model's than the per-tensor quantisation v21 shipped."""
+    import onnxruntime as ort
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from transformers import AutoTokenizer
+
+    from filterd.classify.model import FilterdModel, base_model_path, export_onnx, quantize_int8
+
+    torch.manual_seed(0)
+    model = FilterdModel.from_base(num_layers=2)
+    export_onnx(model, tmp_path / "fp32.onnx")
+    quantize_int8(tmp_path / "fp32.onnx", tmp_path / "shipped.onnx")
+    quantize_dynamic(str(tmp_path / "fp32.onnx"), str(tmp_path / "tensor.onnx"),
+                     weight_type=QuantType.QInt8)
+    tok = AutoTokenizer.from_pretrained(str(base_model_path()))
+    texts = ["my bill went up again and nobody answers", "how do i change my tariff",
+             "you are a useless idiot", "third outage this week, this is a joke"]
+    errors = {}
+    ref = None
+    for name in ("fp32", "shipped", "tensor"):
+        sess = ort.InferenceSession(str(tmp_path / f"{name}.onnx"),
+                                    providers=["CPUExecutionProvider"])
+        outs = []
+        for t in texts:
+            enc = tok([t], return_tensors="np")
+            outs.append(sess.run(None, {"input_ids": enc["input_ids"].astype(np.int64),
+                                        "attention_mask": enc["attention_mask"].astype(
+                                            np.int64)})[0])
+        got = np.concatenate(outs)
+        if ref is None:
+            ref = got
+        errors[name] = float(np.abs(got - ref).mean())
+    assert errors["shipped"] < errors["tensor"], errors

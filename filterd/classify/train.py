@@ -60,6 +60,10 @@ class TrainConfig:
     # with soft labels: also learn the teachers' flag probabilities (v20 did); False keeps
     # the flag heads on the gold flags alone, with their positive weights
     distill_flags: bool = True
+    # WiSE-FT (filterd.classify.wise; model card, "Session 17"): after fine-tuning, average
+    # the weights with the base encoder's (with heads trained on its frozen features), at
+    # the alpha the validation split chooses
+    wise: bool = False
 
 
 class _Batches:
@@ -174,6 +178,30 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return round(best_t, 2)
 
 
+def _rows(
+    examples: list[Example], config: TrainConfig, rng: random.Random
+) -> tuple[list[Example], list[Example]]:
+    """The training and validation rows ``fit`` uses (with ``config.limit``, a seeded
+    sample drawn from ``rng``, a ``random.Random(config.seed)`` not yet used)."""
+    train_ex = [e for e in examples if e.split == "train"]
+    valid_ex = [e for e in examples if e.split == "valid" and e.category is not None]
+    if config.limit:
+        rng.shuffle(train_ex)
+        train_ex = train_ex[: config.limit]
+        valid_ex = valid_ex[: max(30, config.limit // 10)]
+    if not train_ex:
+        raise ValueError("No training examples (split == 'train').")
+    return train_ex, valid_ex
+
+
+def _class_weights(train_ex: list[Example]) -> torch.Tensor:
+    """Inverse square-root class weights: the smaller class (frustrated) is not drowned."""
+    counts = np.bincount([CATEGORIES.index(e.category) for e in train_ex if e.category],
+                         minlength=len(CATEGORIES))
+    class_w = torch.tensor((counts.sum() / np.maximum(counts, 1)) ** 0.5, dtype=torch.float)
+    return class_w / class_w.mean()
+
+
 def fit(
     examples: list[Example], config: TrainConfig, progress: bool = True,
     soft_labels: dict[str, SoftLabel] | None = None,
@@ -198,14 +226,7 @@ def fit(
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: no CUDA device is available here")
 
-    train_ex = [e for e in examples if e.split == "train"]
-    valid_ex = [e for e in examples if e.split == "valid" and e.category is not None]
-    if config.limit:
-        rng.shuffle(train_ex)
-        train_ex = train_ex[: config.limit]
-        valid_ex = valid_ex[: max(30, config.limit // 10)]
-    if not train_ex:
-        raise ValueError("No training examples (split == 'train').")
+    train_ex, valid_ex = _rows(examples, config, rng)
 
     base = base_model_path()
     tokenizer = AutoTokenizer.from_pretrained(str(base))
@@ -220,11 +241,7 @@ def fit(
     if soft_labels is not None:
         soft = [soft_labels.get(text_key(e.text)) for e in train_ex]
     a = config.distill_weight if soft is not None else 0.0
-    counts = np.bincount([CATEGORIES.index(e.category) for e in train_ex if e.category],
-                         minlength=len(CATEGORIES))
-    # Inverse square-root class weights: the smaller class (frustrated) is not drowned.
-    class_w = torch.tensor((counts.sum() / np.maximum(counts, 1)) ** 0.5, dtype=torch.float)
-    class_w = class_w / class_w.mean()
+    class_w = _class_weights(train_ex)
 
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
@@ -348,6 +365,14 @@ def train(
     if config.drop_handles:
         examples = [replace(e, text=drop_channel_tokens(e.text)) for e in examples]
     model, tokenizer, stats = fit(examples, config, progress, soft)
+    wise_info: dict[str, Any] | None = None
+    if config.wise:
+        from filterd.classify.wise import average_with_base
+
+        model, wise_info = average_with_base(model, tokenizer, examples, config, soft, progress)
+        if wise_info["alpha"] is not None:
+            stats["temperature"] = wise_info["temperature"]
+            stats["valid_accuracy"] = wise_info["valid_accuracy"]
 
     out_dir.mkdir(parents=True, exist_ok=True)
     fp32 = out_dir / "model.fp32.onnx"
@@ -379,6 +404,9 @@ def train(
         # labelled (None: trained on the gold labels alone)
         "distilled_from": ({"teachers": soft_labels[0].get("teachers"),
                             "rows_covered": covered} if soft_labels is not None else None),
+        # WiSE-FT: the alpha the validation split chose (None: the fine-tuned model, as
+        # no alpha below 1 kept its scores) and the scores it chose from
+        "wise": wise_info,
         "sha256": {
             "model.onnx": sha256(out_dir / "model.onnx"),
             "tokenizer.json": sha256(out_dir / "tokenizer.json"),

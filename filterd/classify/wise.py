@@ -16,8 +16,9 @@ Only training imports this module (torch); serving loads the exported result.
 from __future__ import annotations
 
 import random
+import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -150,3 +151,63 @@ def choose_alpha(
         if f1 >= f1_ft - tolerance and rec >= rec_ft - tolerance:
             return alpha
     return None
+
+
+def average_with_base(
+    fine_tuned: FilterdModel, tokenizer: Any, examples: list[Example], config: Any,
+    soft_labels: dict[str, SoftLabel] | None, progress: bool = True,
+) -> tuple[FilterdModel, dict[str, Any]]:
+    """WiSE-FT of a model :func:`filterd.classify.train.fit` returned, on the same rows:
+    probe heads on the frozen base encoder, every ``alpha`` of :data:`ALPHAS` scored on
+    the validation split, the one :func:`choose_alpha` picks exported with a temperature
+    refitted there. Returns the model (``fine_tuned`` itself when no ``alpha`` qualifies)
+    and what was measured."""
+    from filterd.classify.distill import text_key
+    from filterd.classify.model import base_model_path
+    from filterd.classify.train import (
+        _class_weights,
+        _flag_pos_weight,
+        _rows,
+        fit_temperature,
+        predict_logits,
+    )
+
+    train_ex, valid_ex = _rows(examples, config, random.Random(config.seed))
+    if not valid_ex:
+        raise ValueError("WiSE-FT chooses alpha on the validation split, and it is empty")
+    soft = ([soft_labels.get(text_key(e.text)) for e in train_ex]
+            if soft_labels is not None else None)
+    model = FilterdModel.from_base(base_model_path(), config.num_layers)
+    if progress:
+        print(f"WiSE-FT: base encoder features of {len(train_ex)} training rows",
+              file=sys.stderr)
+    feats = pooled_features(model, tokenizer, [e.text for e in train_ex], config.max_len)
+    train_probe_heads(model, feats, train_ex, soft, _class_weights(train_ex),
+                      _flag_pos_weight(train_ex, config.max_pos_weight),
+                      config.distill_weight, config.distill_flags, config.flag_weight,
+                      config.intensity_weight, ProbeConfig(seed=config.seed))
+    zero_shot = {k: v.clone() for k, v in model.state_dict().items()}
+    ft = {k: v.clone() for k, v in fine_tuned.state_dict().items()}
+    gold = [str(e.category) for e in valid_ex]
+    texts = [e.text for e in valid_ex]
+    scores: dict[float, tuple[float, float]] = {}
+    logits: dict[float, np.ndarray] = {}
+    for a in (*ALPHAS, 1.0):
+        model.load_state_dict(interpolate(zero_shot, ft, a))
+        logits[a], _, _ = predict_logits(model, tokenizer, texts, config.max_len)
+        scores[a] = valid_scores(logits[a], gold)
+        if progress:
+            print(f"WiSE-FT: alpha {a}: validation macro-F1 {scores[a][0]:.4f}, "
+                  f"abusive recall {scores[a][1]:.4f}", file=sys.stderr)
+    alpha = choose_alpha(scores)
+    info: dict[str, Any] = {"alpha": alpha, "valid_scores": {str(a): list(s) for a, s
+                                                              in scores.items()},
+                            "probe": asdict(ProbeConfig(seed=config.seed))}
+    if alpha is None:
+        return fine_tuned, info
+    model.load_state_dict(interpolate(zero_shot, ft, alpha))
+    model.eval()
+    labels = np.array([CATEGORIES.index(g) for g in gold])
+    info["temperature"] = fit_temperature(logits[alpha], labels)
+    info["valid_accuracy"] = float((logits[alpha].argmax(1) == labels).mean())
+    return model, info

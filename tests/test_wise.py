@@ -8,7 +8,7 @@ import torch
 from filterd.classify import wise
 from filterd.classify.data import Example
 from filterd.classify.model import FilterdModel
-from filterd.classify.train import _flag_pos_weight, predict_logits
+from filterd.classify.train import TrainConfig, predict_logits
 from filterd.types import CATEGORIES
 
 
@@ -84,16 +84,13 @@ def test_probe_heads_learn_from_frozen_features_and_leave_the_encoder_alone() ->
     cat, _, _ = predict_logits(model, tok, texts, 64)
     assert torch.allclose(model.category(feats), torch.from_numpy(cat), atol=1e-4)
 
-    class_w = torch.ones(len(CATEGORIES))
-    wise.train_probe_heads(model, feats, ROWS, None, class_w, _flag_pos_weight(ROWS, 15.0),
-                           0.5, False, 1.0, 1.0, wise.ProbeConfig(epochs=300, batch_size=6,
-                                                                   lr=1e-2, seed=1))
+    config = TrainConfig(distill_flags=False)
+    wise.train_probe_heads(model, feats, ROWS, None, config,
+                           wise.ProbeConfig(epochs=300, batch_size=6, lr=1e-2, seed=1))
     cat, flags, _ = predict_logits(model, tok, texts, 64)
     assert [CATEGORIES[i] for i in cat.argmax(1)] == [e.category for e in ROWS]
     assert (flags[4:, 2] > flags[:4, 2].max()).all()  # insult
     for k, v in model.encoder.state_dict().items():
         assert torch.equal(v, encoder_before[k]), k
     with pytest.raises(ValueError, match="5 feature rows for 6 examples"):
-        wise.train_probe_heads(model, feats[:5], ROWS, None, class_w,
-                               _flag_pos_weight(ROWS, 15.0), 0.5, False, 1.0, 1.0,
-                               wise.ProbeConfig(epochs=1))
+        wise.train_probe_heads(model, feats[:5], ROWS, None, config, wise.ProbeConfig(epochs=1))

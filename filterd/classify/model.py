@@ -46,13 +46,17 @@ class FilterdModel(nn.Module):
         encoder = AutoModel.from_pretrained(p, config=config)
         return cls(encoder, config.hidden_size)
 
+    def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The encoder's output averaged over the real tokens: what the heads read."""
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled: torch.Tensor = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return pooled
+
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        pooled = self.dropout(pooled)
+        pooled = self.dropout(self.pooled(input_ids, attention_mask))
         return (
             self.category(pooled),
             self.flags(pooled),

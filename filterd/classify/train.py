@@ -202,6 +202,29 @@ def _class_weights(train_ex: list[Example]) -> torch.Tensor:
     return class_w / class_w.mean()
 
 
+def training_loss(
+    c: torch.Tensor, f: torch.Tensor, it: torch.Tensor, t: dict[str, torch.Tensor],
+    ce: nn.CrossEntropyLoss, bce: nn.BCEWithLogitsLoss, class_w: torch.Tensor, a: float,
+    config: TrainConfig,
+) -> torch.Tensor:
+    """The loss of one batch: class-weighted cross-entropy on the category (mixed with the
+    soft labels by ``a``), masked BCE on the flags, squared error on the intensity, each
+    row weighted; ``c``, ``f``, ``it`` are the heads' outputs, ``t`` the batch's
+    :func:`_tensors`. :func:`fit` and the probe heads of WiSE-FT both train with it."""
+    w = t["weight"]
+    loss_c = (ce(c, t["category"]) * w).sum() / w[t["category"] >= 0].sum().clamp(min=1)
+    fm = t["flag_mask"]
+    loss_f = (bce(f, t["flags"]) * fm * w[:, None]).sum() / fm.sum().clamp(min=1)
+    if a > 0.0:
+        loss_c, loss_f = _distilled(c, f, t, class_w, loss_c, loss_f, a, config.distill_flags)
+    im = t["intensity_mask"]
+    loss_i = (((torch.sigmoid(it) - t["intensity"]) ** 2) * im * w).sum() / im.sum().clamp(
+        min=1
+    )
+    loss: torch.Tensor = loss_c + config.flag_weight * loss_f + config.intensity_weight * loss_i
+    return loss
+
+
 def fit(
     examples: list[Example], config: TrainConfig, progress: bool = True,
     soft_labels: dict[str, SoftLabel] | None = None,
@@ -268,19 +291,8 @@ def fit(
                 break
             t = {k: v.to(device) for k, v in _tensors(train_ex, ids, batch, soft).items()}
             c, f, it = model(t["input_ids"], t["attention_mask"])
-            w = t["weight"]
-            loss_c = (ce(c, t["category"]) * w).sum() / w[t["category"] >= 0].sum().clamp(min=1)
-            fm = t["flag_mask"]
-            loss_f = (bce(f, t["flags"]) * fm * w[:, None]).sum() / fm.sum().clamp(min=1)
-            if a > 0.0:
-                loss_c, loss_f = _distilled(c, f, t, class_w.to(device), loss_c, loss_f, a,
-                                            config.distill_flags)
-            im = t["intensity_mask"]
-            loss_i = (((torch.sigmoid(it) - t["intensity"]) ** 2) * im * w).sum() / im.sum().clamp(
-                min=1
-            )
-            loss = loss_c + config.flag_weight * loss_f + config.intensity_weight * loss_i
-            loss.backward()
+            loss = training_loss(c, f, it, t, ce, bce, class_w.to(device), a, config)
+            loss.backward()  # type: ignore[no-untyped-call]
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             sched.step()

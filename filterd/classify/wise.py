@@ -19,7 +19,7 @@ import random
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -29,6 +29,9 @@ from filterd.classify.data import Example
 from filterd.classify.distill import SoftLabel
 from filterd.classify.model import FilterdModel
 from filterd.types import CATEGORIES
+
+if TYPE_CHECKING:
+    from filterd.classify.train import TrainConfig
 
 HEADS = ("category", "flags", "intensity")
 ALPHAS = (0.5, 0.6, 0.7, 0.8, 0.9)
@@ -47,10 +50,7 @@ def pooled_features(
             b = order[k : k + batch_size]
             enc = tokenizer([texts[i] for i in b], truncation=True, max_length=max_len,
                             padding=True, return_tensors="pt")
-            hidden = model.encoder(input_ids=enc["input_ids"],
-                                   attention_mask=enc["attention_mask"]).last_hidden_state
-            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            out[b] = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+            out[b] = model.pooled(enc["input_ids"], enc["attention_mask"])
     return out
 
 
@@ -64,47 +64,39 @@ class ProbeConfig:
 
 def train_probe_heads(
     model: FilterdModel, features: torch.Tensor, train_ex: list[Example],
-    soft: list[SoftLabel | None] | None, class_w: torch.Tensor, pos_weight: torch.Tensor,
-    distill_weight: float, distill_flags: bool, flag_weight: float, intensity_weight: float,
-    config: ProbeConfig,
+    soft: list[SoftLabel | None] | None, config: TrainConfig, probe: ProbeConfig,
 ) -> None:
     """Train ``model``'s three heads in place on fixed ``features`` (one row per
-    ``train_ex``) with the loss :func:`filterd.classify.train.fit` uses."""
-    from filterd.classify.train import _distilled, _tensors
+    ``train_ex``) with :func:`filterd.classify.train.training_loss`, the loss and class
+    and flag weights of ``config`` that :func:`filterd.classify.train.fit` uses."""
+    from filterd.classify.train import _class_weights, _flag_pos_weight, _tensors, training_loss
 
     if len(features) != len(train_ex):
         raise ValueError(f"{len(features)} feature rows for {len(train_ex)} examples")
-    torch.manual_seed(config.seed)
-    rng = random.Random(config.seed)
+    torch.manual_seed(probe.seed)
+    rng = random.Random(probe.seed)
     heads = [getattr(model, h) for h in HEADS]
     for h in heads:
         h.reset_parameters()
     labels = _tensors(train_ex, [[0]] * len(train_ex), list(range(len(train_ex))), soft)
-    a = distill_weight if soft is not None else 0.0
+    a = config.distill_weight if soft is not None else 0.0
+    class_w = _class_weights(train_ex)
     ce = nn.CrossEntropyLoss(weight=class_w, reduction="none", ignore_index=-100)
-    bce = nn.BCEWithLogitsLoss(reduction="none", pos_weight=pos_weight)
+    bce = nn.BCEWithLogitsLoss(reduction="none",
+                               pos_weight=_flag_pos_weight(train_ex, config.max_pos_weight))
     params = [p for h in heads for p in h.parameters()]
-    opt = torch.optim.AdamW(params, lr=config.lr)
+    opt = torch.optim.AdamW(params, lr=probe.lr)
     index = list(range(len(train_ex)))
-    for _ in range(config.epochs):
+    for _ in range(probe.epochs):
         rng.shuffle(index)
-        for k in range(0, len(index), config.batch_size):
-            b = torch.tensor(index[k : k + config.batch_size])
+        for k in range(0, len(index), probe.batch_size):
+            b = torch.tensor(index[k : k + probe.batch_size])
             t = {name: v[b] for name, v in labels.items()}
             x = features[b]
-            c, f, it = model.category(x), model.flags(x), model.intensity(x).squeeze(-1)
-            w = t["weight"]
-            loss_c = (ce(c, t["category"]) * w).sum() / w[t["category"] >= 0].sum().clamp(min=1)
-            fm = t["flag_mask"]
-            loss_f = (bce(f, t["flags"]) * fm * w[:, None]).sum() / fm.sum().clamp(min=1)
-            if a > 0.0:
-                loss_c, loss_f = _distilled(c, f, t, class_w, loss_c, loss_f, a, distill_flags)
-            im = t["intensity_mask"]
-            loss_i = (((torch.sigmoid(it) - t["intensity"]) ** 2) * im * w).sum() / (
-                im.sum().clamp(min=1))
-            loss = loss_c + flag_weight * loss_f + intensity_weight * loss_i
+            loss = training_loss(model.category(x), model.flags(x),
+                                 model.intensity(x).squeeze(-1), t, ce, bce, class_w, a, config)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
     model.eval()
 
@@ -154,7 +146,7 @@ def choose_alpha(
 
 
 def average_with_base(
-    fine_tuned: FilterdModel, tokenizer: Any, examples: list[Example], config: Any,
+    fine_tuned: FilterdModel, tokenizer: Any, examples: list[Example], config: TrainConfig,
     soft_labels: dict[str, SoftLabel] | None, progress: bool = True,
 ) -> tuple[FilterdModel, dict[str, Any]]:
     """WiSE-FT of a model :func:`filterd.classify.train.fit` returned, on the same rows:
@@ -164,13 +156,7 @@ def average_with_base(
     and what was measured."""
     from filterd.classify.distill import text_key
     from filterd.classify.model import base_model_path
-    from filterd.classify.train import (
-        _class_weights,
-        _flag_pos_weight,
-        _rows,
-        fit_temperature,
-        predict_logits,
-    )
+    from filterd.classify.train import _rows, fit_temperature, predict_logits
 
     train_ex, valid_ex = _rows(examples, config, random.Random(config.seed))
     if not valid_ex:
@@ -182,10 +168,8 @@ def average_with_base(
         print(f"WiSE-FT: base encoder features of {len(train_ex)} training rows",
               file=sys.stderr)
     feats = pooled_features(model, tokenizer, [e.text for e in train_ex], config.max_len)
-    train_probe_heads(model, feats, train_ex, soft, _class_weights(train_ex),
-                      _flag_pos_weight(train_ex, config.max_pos_weight),
-                      config.distill_weight, config.distill_flags, config.flag_weight,
-                      config.intensity_weight, ProbeConfig(seed=config.seed))
+    probe = ProbeConfig(seed=config.seed)
+    train_probe_heads(model, feats, train_ex, soft, config, probe)
     zero_shot = {k: v.clone() for k, v in model.state_dict().items()}
     ft = {k: v.clone() for k, v in fine_tuned.state_dict().items()}
     gold = [str(e.category) for e in valid_ex]
@@ -202,7 +186,7 @@ def average_with_base(
     alpha = choose_alpha(scores)
     info: dict[str, Any] = {"alpha": alpha, "valid_scores": {str(a): list(s) for a, s
                                                               in scores.items()},
-                            "probe": asdict(ProbeConfig(seed=config.seed))}
+                            "probe": asdict(probe)}
     if alpha is None:
         return fine_tuned, info
     model.load_state_dict(interpolate(zero_shot, ft, alpha))

@@ -364,9 +364,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         from filterd.classify import distill
 
         soft = distill.load(Path(args.soft_labels))
-    meta = train(examples, Path(args.out), config, soft_labels=soft)
+    meta = train(examples, Path(args.out), config, soft_labels=soft,
+                 keep_weights=args.keep_weights)
     print(json.dumps({k: meta[k] for k in ("train_examples", "valid_examples", "valid_accuracy",
                                            "temperature", "train_seconds")}, indent=1))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from filterd.classify.train import reexport
+
+    meta = reexport(Path(args.model_dir), Path(args.out))
+    print(json.dumps({"out": args.out, "quantization": meta["quantization"],
+                      "sha256": meta["sha256"]}, indent=1))
     return 0
 
 
@@ -679,7 +689,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="after fine-tuning, average the weights with the base encoder's "
                         "(WiSE-FT, with heads trained on its frozen features) at the alpha the "
                         "validation split chooses (model card, Session 17)")
+    t.add_argument("--keep-weights", action="store_true",
+                   help="also write the fp32 weights (weights.safetensors, about 90 MB), so "
+                        "that `filterd export` can export the model again without retraining")
     t.set_defaults(func=cmd_train)
+
+    ex = sub.add_parser("export", help="export again a model trained with --keep-weights "
+                                       "(ONNX, int8 with one scale per output channel)")
+    ex.add_argument("model_dir", help="the trained model folder (with weights.safetensors)")
+    ex.add_argument("--out", required=True, help="the folder to write the new export to")
+    ex.set_defaults(func=cmd_export)
 
     te = sub.add_parser("teach", help="soft labels for distillation: several trained models' "
                                       "averaged outputs on a dataset's training rows")

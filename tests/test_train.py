@@ -27,7 +27,7 @@ def test_tiny_training_run(tmp_path: Path) -> None:
     examples = data.build(SHARED_DATA, sources=["banking77", "goemotions", "team"], scale=0.03,
                           progress=False)
     meta = train(examples, tmp_path / "m", TrainConfig(epochs=1, limit=160, batch_size=16),
-                 progress=False)
+                 progress=False, keep_weights=True)
     assert meta["train_examples"] == 160
     assert meta["drop_handles"] is True  # the default since v17
     assert (tmp_path / "m" / "model.onnx").stat().st_size > 1_000_000
@@ -45,6 +45,26 @@ def test_tiny_training_run(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "e.json").read_text())
     assert report["safety_table"]["threat"]["n"] >= 20
     assert report["telecom_table"]["must_n"] > 0 and report["emoji_probe"]["n"] > 0
+    # the kept weights export again to the very same model: `filterd export` reproduces the
+    # training's export byte for byte, and records how it was quantised
+    assert main(["export", str(tmp_path / "m"), "--out", str(tmp_path / "again")]) == 0
+    again = json.loads((tmp_path / "again" / "filterd_model.json").read_text())
+    assert again["sha256"] == meta["sha256"]
+    assert again["quantization"] == meta["quantization"] and "per output channel" in \
+        meta["quantization"]
+    assert {k: v for k, v in again.items() if k not in ("sha256",)} == \
+        {k: v for k, v in meta.items() if k not in ("sha256",)}
+
+
+def test_export_without_kept_weights_is_a_clear_error(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from filterd.cli import main
+
+    (tmp_path / "filterd_model.json").write_text("{}")
+    assert main(["export", str(tmp_path), "--out", str(tmp_path / "out")]) != 0
+    err = capsys.readouterr().err
+    assert "weights.safetensors" in err and "--keep-weights" in err
+    assert not (tmp_path / "out").exists()
 
 
 

@@ -99,6 +99,11 @@ def _export(
     )
 
 
+# recorded in every exported model's meta file (models exported before session 18 used
+# one scale per tensor and have no such entry)
+QUANTIZATION = "int8 dynamic (onnxruntime quantize_dynamic), one scale per output channel"
+
+
 def quantize_int8(src: Path, dst: Path) -> None:
     """Dynamic int8 quantisation of the MatMul/Gemm weights (ONNX Runtime), with one scale
     per output channel. One scale per weight tensor (the default, and how v21 and every

@@ -25,7 +25,13 @@ from tqdm import tqdm
 from filterd.classify.data import Example
 from filterd.classify.distill import SoftLabel, text_key
 from filterd.classify.hashing import sha256
-from filterd.classify.model import FilterdModel, base_model_path, export_onnx, quantize_int8
+from filterd.classify.model import (
+    QUANTIZATION,
+    FilterdModel,
+    base_model_path,
+    export_onnx,
+    quantize_int8,
+)
 from filterd.errors import ConfigError, DataError
 from filterd.normalize import drop_channel_tokens, emoji_words
 from filterd.types import CATEGORIES, MODEL_FLAGS
@@ -350,15 +356,60 @@ def reads_emoji_as_words(examples: list[Example]) -> bool:
     return not any(emoji_words(e.text) != e.text for e in examples)
 
 
+WEIGHTS_FILE = "weights.safetensors"
+
+
+def _export(model: FilterdModel, out_dir: Path) -> None:
+    """``model.onnx`` in ``out_dir``: the ONNX export, quantised as :func:`quantize_int8`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fp32 = out_dir / "model.fp32.onnx"
+    export_onnx(model, fp32)
+    quantize_int8(fp32, out_dir / "model.onnx")
+    fp32.unlink()
+
+
+def _file_hashes(out_dir: Path) -> dict[str, str]:
+    return {"model.onnx": sha256(out_dir / "model.onnx"),
+            "tokenizer.json": sha256(out_dir / "tokenizer.json")}
+
+
+def reexport(src: Path, out_dir: Path) -> dict[str, Any]:
+    """Export again a model trained with ``keep_weights`` (``filterd export``): the kept fp32
+    weights, quantised as today's :func:`quantize_int8` does, with the same tokenizer and
+    meta file (its quantisation and SHA-256 updated). Models exported before session 18
+    quantised with one scale per tensor; their weights were not kept (model card)."""
+    from safetensors.torch import load_file
+
+    weights = src / WEIGHTS_FILE
+    meta_file = src / "filterd_model.json"
+    if not weights.is_file() or not meta_file.is_file():
+        raise DataError(f"{src}: no {WEIGHTS_FILE} and filterd_model.json to export from "
+                        "(train with `filterd train --keep-weights`)")
+    meta: dict[str, Any] = json.loads(meta_file.read_text())
+    if src.resolve() == out_dir.resolve():
+        raise ConfigError(f"{out_dir}: export into another folder than the one read")
+    model = FilterdModel.from_base(num_layers=(meta.get("train_config") or {}).get("num_layers"))
+    model.load_state_dict(load_file(str(weights)))
+    _export(model, out_dir)
+    shutil.copy(src / "tokenizer.json", out_dir / "tokenizer.json")
+    meta["quantization"] = QUANTIZATION
+    meta["sha256"] = _file_hashes(out_dir)
+    (out_dir / "filterd_model.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
 def train(
     examples: list[Example], out_dir: Path, config: TrainConfig, progress: bool = True,
     soft_labels: tuple[dict[str, Any], dict[str, SoftLabel]] | None = None,
+    keep_weights: bool = False,
 ) -> dict[str, Any]:
     """Train on ``split == "train"``, fit temperature on ``valid``, export to ``out_dir``.
 
     ``soft_labels``: ``(header, labels)`` as :func:`filterd.classify.distill.load` reads
     them, keyed by the dataset's texts; they must cover most training rows (a file made
-    for another dataset is an error, not a silent no-op)."""
+    for another dataset is an error, not a silent no-op). ``keep_weights`` also writes the
+    fp32 weights (``weights.safetensors``, about 90 MB) so that the model can be exported
+    again (:func:`reexport`) without retraining."""
     soft: dict[str, SoftLabel] | None = None
     covered = 0
     if soft_labels is not None:
@@ -386,11 +437,12 @@ def train(
             stats["temperature"] = wise_info["temperature"]
             stats["valid_accuracy"] = wise_info["valid_accuracy"]
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fp32 = out_dir / "model.fp32.onnx"
-    export_onnx(model, fp32)
-    quantize_int8(fp32, out_dir / "model.onnx")
-    fp32.unlink()
+    _export(model, out_dir)
+    if keep_weights:
+        from safetensors.torch import save_file
+
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+                  str(out_dir / WEIGHTS_FILE))
     tok_dir = out_dir / "_tok"
     tokenizer.save_pretrained(str(tok_dir))
     shutil.copy(tok_dir / "tokenizer.json", out_dir / "tokenizer.json")
@@ -419,10 +471,8 @@ def train(
         # WiSE-FT: the alpha the validation split chose (None: the fine-tuned model, as
         # no alpha below 1 kept its scores) and the scores it chose from
         "wise": wise_info,
-        "sha256": {
-            "model.onnx": sha256(out_dir / "model.onnx"),
-            "tokenizer.json": sha256(out_dir / "tokenizer.json"),
-        },
+        "quantization": QUANTIZATION,
+        "sha256": _file_hashes(out_dir),
     }
     (out_dir / "filterd_model.json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta

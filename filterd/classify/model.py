@@ -114,3 +114,13 @@ def quantize_int8(src: Path, dst: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True)
+
+
+def export_int8(model: FilterdModel, out_dir: Path) -> None:
+    """``out_dir/model.onnx``: the model as served, :func:`export_onnx` then
+    :func:`quantize_int8` (the fp32 file in between is removed)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fp32 = out_dir / "model.fp32.onnx"
+    export_onnx(model, fp32)
+    quantize_int8(fp32, out_dir / "model.onnx")
+    fp32.unlink()

@@ -25,13 +25,7 @@ from tqdm import tqdm
 from filterd.classify.data import Example
 from filterd.classify.distill import SoftLabel, text_key
 from filterd.classify.hashing import sha256
-from filterd.classify.model import (
-    QUANTIZATION,
-    FilterdModel,
-    base_model_path,
-    export_onnx,
-    quantize_int8,
-)
+from filterd.classify.model import QUANTIZATION, FilterdModel, base_model_path, export_int8
 from filterd.errors import ConfigError, DataError
 from filterd.normalize import drop_channel_tokens, emoji_words
 from filterd.types import CATEGORIES, MODEL_FLAGS
@@ -359,15 +353,6 @@ def reads_emoji_as_words(examples: list[Example]) -> bool:
 WEIGHTS_FILE = "weights.safetensors"
 
 
-def _export(model: FilterdModel, out_dir: Path) -> None:
-    """``model.onnx`` in ``out_dir``: the ONNX export, quantised as :func:`quantize_int8`."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fp32 = out_dir / "model.fp32.onnx"
-    export_onnx(model, fp32)
-    quantize_int8(fp32, out_dir / "model.onnx")
-    fp32.unlink()
-
-
 def _file_hashes(out_dir: Path) -> dict[str, str]:
     return {"model.onnx": sha256(out_dir / "model.onnx"),
             "tokenizer.json": sha256(out_dir / "tokenizer.json")}
@@ -375,7 +360,7 @@ def _file_hashes(out_dir: Path) -> dict[str, str]:
 
 def reexport(src: Path, out_dir: Path) -> dict[str, Any]:
     """Export again a model trained with ``keep_weights`` (``filterd export``): the kept fp32
-    weights, quantised as today's :func:`quantize_int8` does, with the same tokenizer and
+    weights, quantised as today's :func:`export_int8` does, with the same tokenizer and
     meta file (its quantisation and SHA-256 updated). Models exported before session 18
     quantised with one scale per tensor; their weights were not kept (model card)."""
     from safetensors.torch import load_file
@@ -390,7 +375,7 @@ def reexport(src: Path, out_dir: Path) -> dict[str, Any]:
         raise ConfigError(f"{out_dir}: export into another folder than the one read")
     model = FilterdModel.from_base(num_layers=(meta.get("train_config") or {}).get("num_layers"))
     model.load_state_dict(load_file(str(weights)))
-    _export(model, out_dir)
+    export_int8(model, out_dir)
     shutil.copy(src / "tokenizer.json", out_dir / "tokenizer.json")
     meta["quantization"] = QUANTIZATION
     meta["sha256"] = _file_hashes(out_dir)
@@ -437,7 +422,7 @@ def train(
             stats["temperature"] = wise_info["temperature"]
             stats["valid_accuracy"] = wise_info["valid_accuracy"]
 
-    _export(model, out_dir)
+    export_int8(model, out_dir)
     if keep_weights:
         from safetensors.torch import save_file
 
